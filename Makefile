@@ -1,0 +1,76 @@
+# Emberwatch: the targets a newcomer guesses. Each installs what it needs first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# The Lambda runtime is python3.13: use that exact Python (pyenv build here) for the venv and sam build.
+PY313_PREFIX := $(shell pyenv prefix 3.13.0 2>/dev/null || pyenv prefix 3.13 2>/dev/null)
+PYTHON ?= $(if $(PY313_PREFIX),$(PY313_PREFIX)/bin/python3,$(shell command -v python3.13 || command -v python3))
+VENV := .venv
+TOOLS := .tools
+SAM := $(TOOLS)/bin/sam
+CFN_LINT := $(TOOLS)/bin/cfn-lint
+STAGE ?= dev
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: help venv tools test unit integration demo lint format validate build build-check deploy clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml layers/emberwatch/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed ## create .venv with the project, its CLI and test tools
+
+# aws-sam-cli pins its own boto3 and click: it lives in its own environment, not in .venv.
+$(TOOLS)/.installed:
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --upgrade pip
+	$(TOOLS)/bin/pip install --quiet 'aws-sam-cli==1.170.0' 'cfn-lint==1.58.0'
+	touch $@
+
+tools: $(TOOLS)/.installed ## install aws-sam-cli and cfn-lint into .tools
+
+test: venv ## run the unit and integration tests
+	$(VENV)/bin/python -m pytest
+
+unit: venv
+	$(VENV)/bin/python -m pytest tests/unit
+
+integration: venv
+	$(VENV)/bin/python -m pytest tests/integration
+
+demo: venv ## run a simulated week locally (moto server, recorded sources) and write out/
+	$(VENV)/bin/python -m sim.demo
+
+lint: venv tools validate ## ruff and the template linters
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+validate: tools ## cfn-lint and sam validate --lint on infra/template.yaml
+	$(CFN_LINT) infra/template.yaml
+	$(SAM) validate --lint
+
+build: tools ## sam build with the runtime's Python on PATH
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' || \
+		{ echo "sam build needs Python 3.13 (the Lambda runtime); $(PYTHON) is not (pyenv install 3.13.0)" >&2; exit 1; }
+	PATH="$(dir $(PYTHON)):$$PATH" $(SAM) build
+
+build-check: build venv ## import the built functions and render from the built artifacts
+	$(VENV)/bin/python -m pytest -m build tests/integration/test_built_artifacts.py
+
+# --parameter-overrides replaces samconfig's list, so Stage is repeated here. Parameters not given keep
+# the stack's previous value; the first deploy needs SENDER_EMAIL (a verified SES identity).
+deploy: build ## sam deploy (STAGE=dev|prod; first time also SENDER_EMAIL=..., optional ALERT_EMAIL=...)
+	$(SAM) deploy --config-env $(STAGE) --parameter-overrides Stage=$(STAGE) \
+		$(if $(SENDER_EMAIL),SenderEmail=$(SENDER_EMAIL)) $(if $(ALERT_EMAIL),AlertEmail=$(ALERT_EMAIL))
+
+clean:
+	rm -rf .aws-sam out .pytest_cache

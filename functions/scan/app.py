@@ -1,0 +1,13 @@
+"""Scan one source for every brand: EventBridge Scheduler, every 5 minutes per source."""
+
+from emberwatch.events import ScheduledEvent
+from emberwatch.observability import logger, metrics
+from emberwatch.runtime import Runtime
+
+runtime = Runtime.from_env()  # settings checked at cold start; clients built on first use
+
+
+@logger.inject_lambda_context(correlation_id_path="id", clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict, context, runtime: Runtime = runtime) -> dict:
+    return runtime.scan(ScheduledEvent.parse(event), context.get_remaining_time_in_millis())

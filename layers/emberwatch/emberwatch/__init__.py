@@ -1,0 +1,1 @@
+"""Emberwatch: social listening and digital care on AWS Lambda."""

@@ -1,0 +1,271 @@
+"""Brand, source, detection and recipient configuration: YAML, validated, errors name the field."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from .models import SOURCES
+
+IMPLEMENTED_SOURCES = ("hackernews", "feed")
+_BRAND_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the file and the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class Brand:
+    id: str
+    name: str
+    queries: tuple[str, ...]
+    feeds: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSettings:
+    name: str
+    enabled: bool = True
+    base_url: str | None = None
+    max_pages: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    window_minutes: int = 30
+    baseline_days: int = 7
+    min_mentions: int = 12
+    min_ratio: float = 3.0
+    p_value: float = 0.001
+    escalate_factor: float = 2.0
+    resolve_after_quiet_runs: int = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    email: str
+    name: str | None
+    brands: tuple[str, ...]
+    cadence: str = "daily"
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class AppConfig:
+    brands: tuple[Brand, ...] = ()
+    sources: dict[str, SourceSettings] = field(default_factory=dict)
+    detection: Detection = field(default_factory=Detection)
+    recipients: tuple[Recipient, ...] = ()
+    alert_link: str | None = None
+    retention_days: int = 90
+
+    def brand(self, brand_id: str) -> Brand:
+        for brand in self.brands:
+            if brand.id == brand_id:
+                return brand
+        raise KeyError(brand_id)
+
+    def source(self, name: str) -> SourceSettings:
+        return self.sources.get(name) or SourceSettings(name=name)
+
+
+class _Reader:
+    """Walks the parsed YAML, collecting every error with its field path."""
+
+    def __init__(self, origin: str) -> None:
+        self.origin = origin
+        self.errors: list[str] = []
+
+    def error(self, path: str, message: str) -> None:
+        self.errors.append(f"{self.origin}: {path}: {message}")
+
+    def mapping(self, value: Any, path: str) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.error(path, f"must be a mapping, got {type(value).__name__}")
+            return {}
+        return value
+
+    def unknown(self, data: dict[str, Any], allowed: set[str], path: str) -> None:
+        for key in data:
+            if key not in allowed:
+                self.error(f"{path}.{key}" if path else str(key), f"unknown field (allowed: {', '.join(sorted(allowed))})")
+
+    def string(self, data: dict[str, Any], key: str, path: str, *, required: bool = False) -> str | None:
+        value = data.get(key)
+        if value is None:
+            if required:
+                self.error(f"{path}.{key}", "is required")
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.error(f"{path}.{key}", "must be a non-empty string")
+            return None
+        return value.strip()
+
+    def strings(self, data: dict[str, Any], key: str, path: str, *, required: bool = False) -> tuple[str, ...]:
+        value = data.get(key)
+        if value is None:
+            if required:
+                self.error(f"{path}.{key}", "is required (a list of strings)")
+            return ()
+        if not isinstance(value, list):
+            self.error(f"{path}.{key}", "must be a list of strings")
+            return ()
+        out = []
+        for index, item in enumerate(value):
+            if not isinstance(item, str) or not item.strip():
+                self.error(f"{path}.{key}[{index}]", "must be a non-empty string")
+            else:
+                out.append(item.strip())
+        if required and not value:
+            self.error(f"{path}.{key}", "must not be empty")
+        return tuple(out)
+
+    def number(self, data: dict[str, Any], key: str, path: str, default: Any, *, low: float, high: float) -> Any:
+        value = data.get(key, default)
+        kind = type(default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or (kind is int and not isinstance(value, int)):
+            self.error(f"{path}.{key}", f"must be {'an integer' if kind is int else 'a number'}")
+            return default
+        if not low <= value <= high:
+            self.error(f"{path}.{key}", f"must be between {low:g} and {high:g}, got {value}")
+            return default
+        return kind(value)
+
+
+def parse_config(text: str, origin: str = "config") -> AppConfig:
+    """Parse and validate configuration YAML; raise ConfigError listing every problem."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin}: not valid YAML: {exc}") from exc
+    reader = _Reader(origin)
+    root = reader.mapping(data, "(top level)")
+    reader.unknown(root, {"brands", "sources", "detection", "recipients", "alert_link", "retention_days"}, "")
+
+    brands: list[Brand] = []
+    raw_brands = root.get("brands") or []
+    if not isinstance(raw_brands, list):
+        reader.error("brands", "must be a list")
+        raw_brands = []
+    for index, raw in enumerate(raw_brands):
+        path = f"brands[{index}]"
+        item = reader.mapping(raw, path)
+        reader.unknown(item, {"id", "name", "queries", "feeds", "languages"}, path)
+        brand_id = reader.string(item, "id", path, required=True)
+        if brand_id and not _BRAND_ID.match(brand_id):
+            reader.error(f"{path}.id", "must be lowercase letters, digits and dashes (at most 40)")
+        if brand_id and any(b.id == brand_id for b in brands):
+            reader.error(f"{path}.id", f"duplicate brand id {brand_id!r}")
+        feeds = reader.strings(item, "feeds", path)
+        for feed_index, url in enumerate(feeds):
+            if not url.startswith(("https://", "http://")):
+                reader.error(f"{path}.feeds[{feed_index}]", "must be an http(s) URL")
+        brands.append(
+            Brand(
+                id=brand_id or "",
+                name=reader.string(item, "name", path) or brand_id or "",
+                queries=reader.strings(item, "queries", path, required=True),
+                feeds=feeds,
+                languages=reader.strings(item, "languages", path),
+            )
+        )
+
+    sources: dict[str, SourceSettings] = {}
+    for name, raw in reader.mapping(root.get("sources"), "sources").items():
+        path = f"sources.{name}"
+        if name not in SOURCES:
+            reader.error(path, f"unknown source (known: {', '.join(SOURCES)})")
+            continue
+        item = reader.mapping(raw, path)
+        reader.unknown(item, {"enabled", "base_url", "max_pages"}, path)
+        enabled = item.get("enabled", True)
+        if not isinstance(enabled, bool):
+            reader.error(f"{path}.enabled", "must be true or false")
+            enabled = True
+        base_url = reader.string(item, "base_url", path)
+        if base_url and not base_url.startswith(("https://", "http://")):
+            reader.error(f"{path}.base_url", "must be an http(s) URL")
+        sources[name] = SourceSettings(
+            name=name,
+            enabled=enabled,
+            base_url=base_url.rstrip("/") if base_url else None,
+            max_pages=reader.number(item, "max_pages", path, 50, low=1, high=1000),
+        )
+
+    raw_detection = reader.mapping(root.get("detection"), "detection")
+    defaults = Detection()
+    reader.unknown(raw_detection, set(Detection.__slots__), "detection")
+    detection = Detection(
+        window_minutes=reader.number(raw_detection, "window_minutes", "detection", defaults.window_minutes, low=5, high=360),
+        baseline_days=reader.number(raw_detection, "baseline_days", "detection", defaults.baseline_days, low=1, high=28),
+        min_mentions=reader.number(raw_detection, "min_mentions", "detection", defaults.min_mentions, low=1, high=1e6),
+        min_ratio=reader.number(raw_detection, "min_ratio", "detection", defaults.min_ratio, low=1, high=1000),
+        p_value=reader.number(raw_detection, "p_value", "detection", defaults.p_value, low=1e-12, high=0.5),
+        escalate_factor=reader.number(
+            raw_detection, "escalate_factor", "detection", defaults.escalate_factor, low=1.1, high=100
+        ),
+        resolve_after_quiet_runs=reader.number(
+            raw_detection, "resolve_after_quiet_runs", "detection", defaults.resolve_after_quiet_runs, low=1, high=288
+        ),
+    )
+    if detection.window_minutes % 5:
+        reader.error("detection.window_minutes", "must be a multiple of 5")
+
+    brand_ids = {b.id for b in brands}
+    recipients: list[Recipient] = []
+    raw_recipients = root.get("recipients") or []
+    if not isinstance(raw_recipients, list):
+        reader.error("recipients", "must be a list")
+        raw_recipients = []
+    for index, raw in enumerate(raw_recipients):
+        path = f"recipients[{index}]"
+        item = reader.mapping(raw, path)
+        reader.unknown(item, {"email", "name", "brands", "cadence", "timezone"}, path)
+        email = reader.string(item, "email", path, required=True)
+        if email and not _EMAIL.match(email):
+            reader.error(f"{path}.email", f"is not an email address: {email!r}")
+        chosen = reader.strings(item, "brands", path) or tuple(sorted(brand_ids))
+        for brand_index, brand_id in enumerate(chosen):
+            if brand_id not in brand_ids:
+                reader.error(f"{path}.brands[{brand_index}]", f"unknown brand {brand_id!r}")
+        cadence = reader.string(item, "cadence", path) or "daily"
+        if cadence not in ("daily", "weekly"):
+            reader.error(f"{path}.cadence", "must be daily or weekly")
+        zone = reader.string(item, "timezone", path) or "UTC"
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            reader.error(f"{path}.timezone", f"unknown time zone {zone!r}")
+        recipients.append(
+            Recipient(email=email or "", name=reader.string(item, "name", path), brands=chosen, cadence=cadence, timezone=zone)
+        )
+
+    alert_link = reader.string(root, "alert_link", "(top level)")
+    retention_days = reader.number(root, "retention_days", "(top level)", 90, low=1, high=3650)
+    if reader.errors:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(reader.errors))
+    return AppConfig(
+        brands=tuple(brands),
+        sources=sources,
+        detection=detection,
+        recipients=tuple(recipients),
+        alert_link=alert_link,
+        retention_days=retention_days,
+    )
+
+
+def load_config(parameter_name: str, *, max_age: int = 60) -> AppConfig:
+    """Read the configuration from SSM Parameter Store through Powertools (cached for max_age seconds)."""
+    from aws_lambda_powertools.utilities import parameters
+
+    text = parameters.get_parameter(parameter_name, max_age=max_age)
+    return parse_config(str(text), origin=f"ssm:{parameter_name}")

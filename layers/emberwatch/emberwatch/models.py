@@ -1,0 +1,154 @@
+"""Domain types shared by every stage: what a mention, a cursor and an incident are."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+SOURCES = (
+    "x",
+    "facebook",
+    "reddit",
+    "hackernews",
+    "mastodon",
+    "bluesky",
+    "youtube",
+    "stackexchange",
+    "feed",
+)
+
+SOURCE_LABELS = {
+    "x": "X",
+    "facebook": "Facebook",
+    "reddit": "Reddit",
+    "hackernews": "Hacker News",
+    "mastodon": "Mastodon",
+    "bluesky": "Bluesky",
+    "youtube": "YouTube",
+    "stackexchange": "Stack Exchange",
+    "feed": "News & blogs",
+}
+RULE_LABELS = {"volume_spike": "Volume spike"}
+
+
+def scope_label(scope: str) -> str:
+    """'brand' -> 'All sources'; 'source:reddit' -> 'Reddit'."""
+    if scope.startswith("source:"):
+        name = scope.split(":", 1)[1]
+        return SOURCE_LABELS.get(name, name)
+    return "All sources"
+
+
+def utc_iso(moment: datetime) -> str:
+    """Format an aware datetime as UTC ISO 8601 with a trailing Z, to the second."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime; Emberwatch keeps every time in UTC")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> datetime:
+    """Parse an ISO 8601 time (Z or offset) into an aware UTC datetime."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Engagement:
+    reposts: int = 0
+    likes: int = 0
+    replies: int = 0
+    score: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.reposts + self.likes + self.replies + self.score
+
+
+@dataclass(frozen=True, slots=True)
+class Author:
+    handle: str
+    display_name: str | None = None
+    followers: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    """One post that matched one of a brand's queries, normalised across sources."""
+
+    source: str
+    native_id: str
+    brand: str
+    query: str
+    author: Author
+    text: str
+    created_at: datetime
+    url: str
+    title: str | None = None
+    language: str | None = None
+    engagement: Engagement = field(default_factory=Engagement)
+    parent_id: str | None = None
+    conversation_id: str | None = None
+    sentiment: str | None = None
+    sentiment_score: float | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return f"{self.source}:{self.native_id}"
+
+    def with_enrichment(self, **changes: Any) -> Mention:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where the last stored page of one (brand, source, query) ended."""
+
+    brand: str
+    source: str
+    query_key: str
+    position: dict[str, Any] = field(default_factory=dict)
+    updated_at: datetime | None = None
+    version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CountBucket:
+    """Mentions stored in one 5-minute bucket of one brand and source."""
+
+    brand: str
+    source: str
+    start: datetime
+    mentions: int
+    negative: int = 0
+
+
+@dataclass(slots=True)
+class Incident:
+    """A spike raised by the detector, from open through escalations to resolved."""
+
+    brand: str
+    scope: str  # "brand" or "source:<name>"
+    rule: str
+    opened_at: datetime
+    status: str  # "open" | "resolved"
+    severity: str
+    observed: int
+    expected: float
+    peak: int
+    notified_level: int
+    last_seen_at: datetime
+    resolved_at: datetime | None = None
+    quiet_runs: int = 0
+    notifications: int = 0
+    sample_ids: list[str] = field(default_factory=list)
+    pending_kind: str | None = None  # a notification decided on but not yet delivered
+    pending_level: int = 0
+    version: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.brand}|{self.scope}|{self.rule}|{utc_iso(self.opened_at)}"

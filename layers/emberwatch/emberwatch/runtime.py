@@ -1,0 +1,120 @@
+"""What a Lambda container keeps between invocations, and the three jobs the handlers call.
+
+`Runtime` creates each client once per container, lazily, so the scan never builds an SES
+client and the digest never imports a connector. Tests and the local run pass their own.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from .config import AppConfig, load_config
+from .events import ScheduledEvent
+from .observability import MetricUnit, logger, metrics
+from .settings import Settings
+from .store import Store
+
+SCAN_SAFETY_MS = 20_000  # stop starting new pages this long before the Lambda timeout
+SCAN_MAX_SECONDS = 240  # and never run into the next 5-minute schedule
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clients: dict[str, Any] = field(default_factory=dict)
+    config_override: AppConfig | None = None
+
+    @classmethod
+    def from_env(cls, *, require: tuple[str, ...] = ()) -> Runtime:
+        return cls(settings=Settings.from_env(require=require))
+
+    def client(self, service: str) -> Any:
+        if service not in self.clients:
+            import boto3
+
+            self.clients[service] = boto3.client(service)
+        return self.clients[service]
+
+    @property
+    def config(self) -> AppConfig:
+        # cached by Powertools for max_age seconds: edits in SSM apply without a redeploy
+        return self.config_override or load_config(self.settings.config_parameter)
+
+    @cached_property
+    def store(self) -> Store:
+        return Store(self.settings.table_name, self.client("dynamodb"), retention_days=self.config.retention_days)
+
+    @cached_property
+    def http_session(self) -> Any:
+        from .http import new_session
+
+        return new_session()
+
+    # ------------------------------------------------------------------ jobs
+
+    def scan(self, event: ScheduledEvent, remaining_ms: int | None = None) -> dict[str, Any]:
+        from .http import HttpClient
+        from .scan import scan_source
+
+        source = event.source()
+        budget = SCAN_MAX_SECONDS if remaining_ms is None else min(SCAN_MAX_SECONDS, (remaining_ms - SCAN_SAFETY_MS) / 1000)
+        http = HttpClient(session=self.http_session, deadline=time.monotonic() + max(1.0, budget))
+        logger.append_keys(source=source)
+        metrics.add_dimension(name="source", value=source)
+        report = scan_source(source, event.time, config=self.config, store=self.store, http=http, brand_id=event.detail.get("brand"))
+        fetched = sum(r.fetched for r in report.reports)
+        metrics.add_metric(name="MentionsFetched", unit=MetricUnit.Count, value=fetched)
+        metrics.add_metric(name="MentionsStored", unit=MetricUnit.Count, value=report.stored)
+        metrics.add_metric(name="MentionsSkipped", unit=MetricUnit.Count, value=sum(r.skipped for r in report.reports))
+        metrics.add_metric(name="SourceErrors", unit=MetricUnit.Count, value=len(report.failed))
+        return {
+            "source": source,
+            "time": event.time.isoformat(),
+            "brands": {r.brand: {**r.stats(), "errors": r.errors, "complete": r.complete} for r in report.reports},
+            "requests": http.requests_made,
+        }
+
+    def detect(self, event: ScheduledEvent) -> dict[str, Any]:
+        from .alerts import SnsAlerter
+        from .detect import run_detection
+
+        config = self.config
+        topic = self.settings.alert_topic_arn
+        if not topic:
+            raise RuntimeError("ALERT_TOPIC_ARN is not set for the detect function")
+        alerter = SnsAlerter(
+            topic,
+            store=self.store,
+            brands={b.id: b for b in config.brands},
+            link=config.alert_link or self.settings.alert_link,
+            client=self.client("sns"),
+        )
+        report = run_detection(event.time, config=config, store=self.store, notify=alerter)
+        metrics.add_metric(name="IncidentsOpened", unit=MetricUnit.Count, value=len(report.opened))
+        metrics.add_metric(name="IncidentsResolved", unit=MetricUnit.Count, value=len(report.resolved))
+        metrics.add_metric(name="NotificationsSent", unit=MetricUnit.Count, value=len(report.notifications))
+        metrics.add_metric(name="NotificationFailures", unit=MetricUnit.Count, value=len(report.failures))
+        return {
+            "time": event.time.isoformat(),
+            "opened": report.opened,
+            "escalated": report.escalated,
+            "resolved": report.resolved,
+            "notifications": report.notifications,
+            "failures": report.failures,
+            "alerts": alerter.sent,
+        }
+
+    def digest(self, event: ScheduledEvent) -> dict[str, Any]:
+        from .digest import DigestService
+
+        sender = self.settings.sender_email
+        if not sender:
+            raise RuntimeError("SENDER_EMAIL is not set for the digest function")
+        service = DigestService(config=self.config, store=self.store, sender=sender, ses=self.client("sesv2"))
+        report = service.run(event.time, event.period())
+        metrics.add_metric(name="DigestsSent", unit=MetricUnit.Count, value=len(report.sent))
+        metrics.add_metric(name="DigestFailures", unit=MetricUnit.Count, value=len(report.failed))
+        return {"time": event.time.isoformat(), "sent": len(report.sent), "skipped": len(report.skipped), "failed": report.failed}

@@ -1,0 +1,107 @@
+"""One scan run of one source: every brand's queries, page by page, cursor moved after the store."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .config import AppConfig, Brand
+from .http import HttpClient, SourceError
+from .sources import ScanContext, get_connector
+from .store import ConflictError, Store
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SourceReport:
+    """What one (brand, source) scan did; the figures become metrics and the run's record."""
+
+    brand: str
+    source: str
+    pages: int = 0
+    fetched: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    not_matching: int = 0
+    errors: list[str] = field(default_factory=list)
+    complete: bool = True
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "pages": self.pages,
+            "fetched": self.fetched,
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "skipped": self.skipped,
+            "not_matching": self.not_matching,
+        }
+
+
+@dataclass
+class ScanReport:
+    source: str
+    now: datetime
+    reports: list[SourceReport] = field(default_factory=list)
+
+    @property
+    def stored(self) -> int:
+        return sum(r.stored for r in self.reports)
+
+    @property
+    def failed(self) -> list[SourceReport]:
+        return [r for r in self.reports if r.errors]
+
+
+def scan_source(
+    source: str,
+    now: datetime,
+    *,
+    config: AppConfig,
+    store: Store,
+    http: HttpClient,
+    brand_id: str | None = None,
+) -> ScanReport:
+    """Scan one source for every brand (or one); a failing brand or query never stops the others."""
+    report = ScanReport(source=source, now=now)
+    settings = config.source(source)
+    if not settings.enabled:
+        logger.info("source disabled in configuration", extra={"source": source})
+        return report
+    connector = get_connector(source)
+    brands: tuple[Brand, ...] = config.brands if brand_id is None else (config.brand(brand_id),)
+    ctx = ScanContext(http=http, now=now, settings=settings)
+    for brand in brands:
+        brand_report = SourceReport(brand=brand.id, source=source)
+        report.reports.append(brand_report)
+        for spec in connector.specs(brand, settings):
+            if not ctx.time_left():
+                brand_report.complete = False
+                break
+            try:
+                cursor = store.get_cursor(brand.id, source, spec.key)
+                for page in connector.pages(brand, spec, cursor, ctx):
+                    result = store.store_mentions(page.mentions)
+                    brand_report.pages += 1
+                    brand_report.fetched += page.fetched
+                    brand_report.stored += result.stored
+                    brand_report.duplicates += result.duplicates
+                    brand_report.skipped += page.skipped
+                    brand_report.not_matching += page.not_matching
+                    if page.position is not None:
+                        cursor = store.save_cursor(cursor, page.position, now)
+                if not ctx.time_left():
+                    brand_report.complete = False
+            except SourceError as exc:
+                brand_report.errors.append(str(exc))
+                logger.warning("source query failed", extra={"brand": brand.id, "source": source, "query": spec.label, "error": str(exc)})
+            except ConflictError as exc:
+                # another run is scanning the same query; it owns the cursor now
+                logger.info("cursor moved by a concurrent run", extra={"brand": brand.id, "source": source, "error": str(exc)})
+        store.record_run(
+            brand.id, source, now, error="; ".join(brand_report.errors) or None, stats=brand_report.stats()
+        )
+        logger.info("scanned", extra={"brand": brand.id, "source": source, **brand_report.stats(), "errors": len(brand_report.errors)})
+    return report

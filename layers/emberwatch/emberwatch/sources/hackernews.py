@@ -1,0 +1,193 @@
+"""Hacker News through the Algolia API (`search_by_date`): stories and comments, newest first.
+
+Cursor position: {"since": epoch, "upper": epoch | None, "high": epoch | None, "recent": [ids]}.
+A run walks the window [since, upper] newest first. Algolia serves at most 1,000 hits per
+query, so when the pages run out before the window does, the window's top is lowered to the
+oldest hit seen and paging restarts. After each stored page the position records how far down
+the window has been read, so a run cut short by its time budget resumes where it stopped;
+when the window is exhausted, `since` moves up to the newest hit stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ..config import Brand, SourceSettings
+from ..http import SourceError
+from ..models import Author, Cursor, Engagement, Mention
+from ..query import Query, QueryError, parse_query
+from ..text import html_to_text
+from . import Page, QuerySpec, ScanContext, stable_key
+
+logger = logging.getLogger(__name__)
+
+BASE_URL = "https://hn.algolia.com/api/v1"
+HITS_PER_PAGE = 100
+PAGINATION_LIMIT = 1000  # Algolia's default paginationLimitedTo
+FIRST_RUN_LOOKBACK = timedelta(hours=24)
+OVERLAP_SECONDS = 120  # re-read a little before `since`: late-indexed items still get in
+RECENT_IDS = 500
+
+
+class MalformedHit(ValueError):
+    pass
+
+
+def normalise(hit: dict[str, Any], brand: Brand, query: str) -> Mention:
+    """One Algolia hit (story or comment) as a Mention; MalformedHit if required fields are bad."""
+    if not isinstance(hit, dict):
+        raise MalformedHit(f"hit is {type(hit).__name__}, not an object")
+    object_id = hit.get("objectID")
+    created_i = hit.get("created_at_i")
+    if not isinstance(object_id, str | int) or not str(object_id).strip():
+        raise MalformedHit("objectID missing")
+    if isinstance(created_i, bool) or not isinstance(created_i, int):
+        raise MalformedHit(f"created_at_i is not an integer in hit {object_id}")
+    tags = hit.get("_tags") if isinstance(hit.get("_tags"), list) else []
+    is_comment = "comment" in tags or "comment_text" in hit and not hit.get("title")
+    title = hit.get("title") if isinstance(hit.get("title"), str) else None
+    body_html = hit.get("comment_text") if is_comment else hit.get("story_text")
+    body = html_to_text(body_html if isinstance(body_html, str) else "")
+    text = body if is_comment else "\n\n".join(p for p in (html_to_text(title), body) if p)
+    if not text:
+        raise MalformedHit(f"hit {object_id} has no text")
+    author = hit.get("author") if isinstance(hit.get("author"), str) else "unknown"
+
+    def number(key: str) -> int:
+        value = hit.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    story_id = hit.get("story_id")
+    parent_id = hit.get("parent_id")
+    return Mention(
+        source="hackernews",
+        native_id=str(object_id),
+        brand=brand.id,
+        query=query,
+        author=Author(handle=author, display_name=author),
+        text=text,
+        title=html_to_text(hit.get("story_title")) if is_comment and isinstance(hit.get("story_title"), str) else title,
+        created_at=datetime.fromtimestamp(created_i, UTC),
+        url=f"https://news.ycombinator.com/item?id={object_id}",
+        engagement=Engagement(replies=number("num_comments"), score=number("points")),
+        parent_id=f"hackernews:{parent_id}" if isinstance(parent_id, int) else None,
+        conversation_id=f"hackernews:{story_id}" if isinstance(story_id, int) else None,
+        raw={"kind": "comment" if is_comment else "story", "link": hit.get("url") or hit.get("story_url")},
+    )
+
+
+class HackerNewsConnector:
+    name = "hackernews"
+
+    def specs(self, brand: Brand, settings: SourceSettings) -> list[QuerySpec]:
+        specs = []
+        for query in brand.queries:
+            try:
+                natives = parse_query(query).native_keywords()
+            except QueryError as exc:
+                logger.warning("skipping query for hackernews", extra={"brand": brand.id, "error": str(exc)})
+                continue
+            for native in natives:
+                specs.append(QuerySpec(key=stable_key("hn", native), label=native, params={"query": query, "native": native}))
+        return specs
+
+    def pages(self, brand: Brand, spec: QuerySpec, cursor: Cursor, ctx: ScanContext) -> Iterator[Page]:
+        base = (ctx.settings.base_url or BASE_URL).rstrip("/")
+        query = parse_query(spec.params["query"])
+        position = cursor.position
+        since = int(position.get("since") or (ctx.now - FIRST_RUN_LOOKBACK).timestamp())
+        upper: int | None = position.get("upper")
+        high: int | None = position.get("high")
+        # ids already stored near `since`: the overlap re-reads them, they are not written again
+        recent: dict[str, int] = dict(position.get("recent", {}))
+        page_number = pages_read = 0
+        while pages_read < ctx.settings.max_pages and ctx.time_left():
+            body = self._fetch(base, spec, since, upper, page_number, ctx)
+            pages_read += 1
+            page, oldest, newest = self._page(body["hits"], brand, query, recent)
+            if newest is not None:
+                high = newest if high is None else max(high, newest)
+            last_page = page_number + 1 >= body["nbPages"] or not body["hits"]
+            capped = (page_number + 1) * HITS_PER_PAGE >= PAGINATION_LIMIT
+            if last_page and not capped:
+                # window exhausted: once this page is stored, everything from `since` up is stored
+                new_since = max(high or since, since)
+                page.position = {
+                    "since": new_since,
+                    "upper": None,
+                    "high": None,
+                    "recent": _prune(recent, new_since),
+                }
+                yield page
+                return
+            lowest = oldest if oldest is not None else upper
+            page.position = {"since": since, "upper": lowest, "high": high, "recent": _prune(recent, since)}
+            yield page
+            if last_page or capped:
+                # Algolia stops at 1,000 hits: lower the window's top to the oldest hit seen
+                upper = lowest if lowest != upper else (lowest or since) - 1
+                page_number = 0
+            else:
+                page_number += 1
+
+    @staticmethod
+    def _fetch(base: str, spec: QuerySpec, since: int, upper: int | None, page: int, ctx: ScanContext) -> dict[str, Any]:
+        filters = [f"created_at_i>={max(0, since - OVERLAP_SECONDS)}"]
+        if upper is not None:
+            filters.append(f"created_at_i<={upper}")
+        response = ctx.http.get(
+            f"{base}/search_by_date",
+            params={
+                "query": spec.params["native"],
+                "tags": "(story,comment)",
+                "numericFilters": ",".join(filters),
+                "hitsPerPage": HITS_PER_PAGE,
+                "page": page,
+            },
+        )
+        if response.status_code != 200:
+            raise SourceError(f"hackernews: HTTP {response.status_code} for {spec.label!r}", status=response.status_code)
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise SourceError(f"hackernews: response is not JSON ({exc})") from exc
+        if not isinstance(body, dict) or not isinstance(body.get("hits"), list):
+            raise SourceError("hackernews: response has no 'hits' list")
+        if isinstance(body.get("nbPages"), bool) or not isinstance(body.get("nbPages"), int):
+            raise SourceError("hackernews: response has no integer 'nbPages'")
+        return body
+
+    @staticmethod
+    def _page(hits: list[Any], brand: Brand, query: Query, recent: dict[str, int]) -> tuple[Page, int | None, int | None]:
+        page = Page(mentions=[], position=None, fetched=len(hits))
+        oldest: int | None = None
+        newest: int | None = None
+        for hit in hits:
+            try:
+                mention = normalise(hit, brand, query.text)
+            except MalformedHit as exc:
+                page.skipped += 1
+                logger.warning("skipped malformed hackernews hit", extra={"brand": brand.id, "reason": str(exc)})
+                continue
+            created = int(mention.created_at.timestamp())
+            oldest = created if oldest is None else min(oldest, created)
+            newest = created if newest is None else max(newest, created)
+            if mention.id in recent:
+                continue
+            recent[mention.id] = created
+            if not query.matches(f"{mention.title or ''}\n{mention.text}", mention.language):
+                page.not_matching += 1
+                continue
+            page.mentions.append(mention)
+        return page, oldest, newest
+
+
+def _prune(recent: dict[str, int], since: int) -> dict[str, int]:
+    kept = {i: c for i, c in recent.items() if c >= since - OVERLAP_SECONDS}
+    return dict(sorted(kept.items(), key=lambda kv: -kv[1])[:RECENT_IDS])
+
+
+CONNECTOR = HackerNewsConnector()

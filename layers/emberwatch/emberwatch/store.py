@@ -1,0 +1,608 @@
+"""DynamoDB storage: the only module that knows item shapes, keys, Decimal and TTL.
+
+Key design (docs/design.md): one table, `pk`/`sk`, one GSI `gsi1` for "mentions of a brand by time".
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from .models import Author, CountBucket, Cursor, Engagement, Incident, Mention, parse_iso, utc_iso
+
+TIME_SHARDS = 16
+TOP_PER_DAY = 10
+MAX_TRANSACTION_ITEMS = 100
+MENTIONS_PER_TRANSACTION = 40
+MAX_TEXT = 8000
+MAX_RAW_BYTES = 16000
+_ser = TypeSerializer()
+_des = TypeDeserializer()
+
+
+def _to_dynamo(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {k: _to_dynamo(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_to_dynamo(v) for v in value]
+    return value
+
+
+def _from_dynamo(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_dynamo(v) for v in value]
+    return value
+
+
+def serialize(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _ser.serialize(_to_dynamo(v)) for k, v in item.items() if v is not None}
+
+
+def deserialize(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _from_dynamo(_des.deserialize(v)) for k, v in item.items()}
+
+
+def _epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def bucket_start(moment: datetime, minutes: int = 5) -> datetime:
+    """Start of the `minutes`-wide UTC bucket holding `moment`."""
+    moment = moment.astimezone(UTC)
+    return moment.replace(minute=moment.minute - moment.minute % minutes, second=0, microsecond=0)
+
+
+def time_shard(mention_id: str) -> int:
+    return zlib.crc32(mention_id.encode()) % TIME_SHARDS
+
+
+@dataclass(frozen=True, slots=True)
+class StoreResult:
+    stored: int
+    duplicates: int
+    stored_ids: tuple[str, ...] = ()
+
+
+class ConflictError(RuntimeError):
+    """An optimistic write lost a race (another run changed the item first)."""
+
+
+class Store:
+    """Reads and writes Emberwatch's DynamoDB table."""
+
+    def __init__(self, table_name: str, client: Any = None, *, retention_days: int = 90) -> None:
+        if client is None:
+            import boto3
+
+            client = boto3.client("dynamodb")
+        self.table = table_name
+        self.client = client
+        self.retention = timedelta(days=retention_days)
+        self.items_read = 0  # items returned by reads: lets benchmarks and tests see read cost
+
+    # ------------------------------------------------------------------ mentions
+
+    def _mention_item(self, mention: Mention) -> dict[str, Any]:
+        created = mention.created_at.astimezone(UTC)
+        raw = mention.raw
+        if raw and len(json.dumps(raw, default=str)) > MAX_RAW_BYTES:
+            raw = {"truncated": True}
+        return {
+            "pk": f"M#{mention.brand}#{mention.id}",
+            "sk": "M",
+            "gsi1pk": f"T#{mention.brand}#{created:%Y-%m-%dT%H}#{time_shard(mention.id)}",
+            "gsi1sk": f"{utc_iso(created)}#{mention.id}",
+            "type": "mention",
+            "id": mention.id,
+            "source": mention.source,
+            "native_id": mention.native_id,
+            "brand": mention.brand,
+            "query": mention.query,
+            "author_handle": mention.author.handle,
+            "author_name": mention.author.display_name,
+            "author_followers": mention.author.followers,
+            "text": mention.text[:MAX_TEXT],
+            "title": mention.title,
+            "created_at": utc_iso(created),
+            "url": mention.url,
+            "language": mention.language,
+            "reposts": mention.engagement.reposts,
+            "likes": mention.engagement.likes,
+            "replies": mention.engagement.replies,
+            "score": mention.engagement.score,
+            "parent_id": mention.parent_id,
+            "conversation_id": mention.conversation_id,
+            "sentiment": mention.sentiment,
+            "sentiment_score": mention.sentiment_score,
+            "raw": json.dumps(raw, default=str, separators=(",", ":")) if raw else None,
+            "expires_at": _epoch(created + self.retention),
+        }
+
+    @staticmethod
+    def _mention_from(item: dict[str, Any]) -> Mention:
+        return Mention(
+            source=item["source"],
+            native_id=item["native_id"],
+            brand=item["brand"],
+            query=item.get("query", ""),
+            author=Author(item.get("author_handle", ""), item.get("author_name"), item.get("author_followers")),
+            text=item.get("text", ""),
+            created_at=parse_iso(item["created_at"]),
+            url=item.get("url", ""),
+            title=item.get("title"),
+            language=item.get("language"),
+            engagement=Engagement(
+                reposts=item.get("reposts", 0),
+                likes=item.get("likes", 0),
+                replies=item.get("replies", 0),
+                score=item.get("score", 0),
+            ),
+            parent_id=item.get("parent_id"),
+            conversation_id=item.get("conversation_id"),
+            sentiment=item.get("sentiment"),
+            sentiment_score=item.get("sentiment_score"),
+            raw=json.loads(item["raw"]) if item.get("raw") else {},
+        )
+
+    def store_mentions(self, mentions: Iterable[Mention]) -> StoreResult:
+        """Store new mentions with their counts, atomically per batch; existing ones are skipped.
+
+        Each batch is one TransactWriteItems: conditional puts of the mentions plus the counter
+        and top-post updates they cause. A mention already stored fails its condition; it is
+        dropped from the batch and the rest is written again, so nothing is counted twice.
+        """
+        unique: dict[str, Mention] = {}
+        for mention in mentions:
+            unique.setdefault(mention.id, mention)
+        pending = list(unique.values())
+        stored: list[str] = []
+        duplicates = 0
+        for start in range(0, len(pending), MENTIONS_PER_TRANSACTION):
+            batch = pending[start : start + MENTIONS_PER_TRANSACTION]
+            written, dupes = self._store_batch(batch)
+            stored.extend(written)
+            duplicates += dupes
+        return StoreResult(stored=len(stored), duplicates=duplicates, stored_ids=tuple(stored))
+
+    def _store_batch(self, batch: list[Mention]) -> tuple[list[str], int]:
+        duplicates = 0
+        attempt = 0
+        while batch:
+            actions, count = self._batch_actions(batch)
+            try:
+                self.client.transact_write_items(TransactItems=actions)
+                return [m.id for m in batch], duplicates
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                    raise
+                reasons = exc.response.get("CancellationReasons") or []
+                failed = {i for i, r in enumerate(reasons[:count]) if r.get("Code") == "ConditionalCheckFailed"}
+                if failed:
+                    duplicates += len(failed)
+                    batch = [m for i, m in enumerate(batch) if i not in failed]
+                    continue
+                attempt += 1
+                if attempt >= 6:
+                    raise
+                time.sleep(min(2.0, 0.05 * 2**attempt))  # conflict with a concurrent run, or throttled
+        return [], duplicates
+
+    def _batch_actions(self, batch: list[Mention]) -> tuple[list[dict[str, Any]], int]:
+        actions: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": serialize(self._mention_item(m)),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+            for m in batch
+        ]
+        five: dict[tuple[str, str, datetime], list[Mention]] = defaultdict(list)
+        hourly: dict[tuple[str, str, datetime], list[Mention]] = defaultdict(list)
+        for m in batch:
+            created = m.created_at.astimezone(UTC)
+            five[(m.brand, m.source, bucket_start(created))].append(m)
+            hourly[(m.brand, m.source, created.replace(minute=0, second=0, microsecond=0))].append(m)
+        for (brand, source, start), group in five.items():
+            actions.append(self._counter_update(f"C#{brand}#{start:%Y-%m-%d}", f"{start:%H:%M}#{source}", group, start, 35))
+        for (brand, source, start), group in hourly.items():
+            actions.append(self._counter_update(f"H#{brand}#{start:%Y-%m}", f"{start:%dT%H}#{source}", group, start, 400))
+        if len(actions) > MAX_TRANSACTION_ITEMS:
+            raise ValueError("batch spans too many time buckets for one transaction")
+        return actions, len(batch)
+
+    def _counter_update(self, pk: str, sk: str, group: list[Mention], start: datetime, ttl_days: int) -> dict[str, Any]:
+        negative = sum(1 for m in group if m.sentiment == "negative")
+        engagement = sum(m.engagement.total for m in group)
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": serialize({"pk": pk, "sk": sk}),
+                "UpdateExpression": "ADD mentions :n, negative :neg, engagement :eng "
+                "SET bucket = :bucket, expires_at = if_not_exists(expires_at, :ttl)",
+                "ExpressionAttributeValues": serialize(
+                    {
+                        ":n": len(group),
+                        ":neg": negative,
+                        ":eng": engagement,
+                        ":bucket": utc_iso(start),
+                        ":ttl": _epoch(start + timedelta(days=ttl_days)),
+                    }
+                ),
+            }
+        }
+
+    def get_mentions(self, brand: str, ids: Iterable[str]) -> list[Mention]:
+        """Fetch stored mentions by id (order not kept; missing ids are left out)."""
+        keys = [{"pk": f"M#{brand}#{i}", "sk": "M"} for i in dict.fromkeys(ids)]
+        found: list[Mention] = []
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {self.table: {"Keys": [serialize(k) for k in keys[start : start + 100]]}}
+            while request:
+                response = self.client.batch_get_item(RequestItems=request)
+                items = response.get("Responses", {}).get(self.table, [])
+                self.items_read += len(items)
+                found.extend(self._mention_from(deserialize(i)) for i in items)
+                request = response.get("UnprocessedKeys") or {}
+        return found
+
+    def mentions_between(self, brand: str, start: datetime, end: datetime) -> Iterator[Mention]:
+        """Mentions of a brand created in [start, end), hour by hour, through the sharded time index."""
+        hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        low, high = utc_iso(start), utc_iso(end)
+        while hour < end:
+            for shard in range(TIME_SHARDS):
+                for item in self._query(
+                    IndexName="gsi1",
+                    KeyConditionExpression="gsi1pk = :pk AND gsi1sk BETWEEN :low AND :high",
+                    ExpressionAttributeValues=serialize(
+                        {":pk": f"T#{brand}#{hour:%Y-%m-%dT%H}#{shard}", ":low": low, ":high": high + "~"}
+                    ),
+                ):
+                    mention = self._mention_from(item)
+                    if start <= mention.created_at < end:
+                        yield mention
+            hour += timedelta(hours=1)
+
+    def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        kwargs["TableName"] = self.table
+        while True:
+            response = self.client.query(**kwargs)
+            items = response.get("Items", [])
+            self.items_read += len(items)
+            for item in items:
+                yield deserialize(item)
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    # ------------------------------------------------------------------ counts
+
+    def counts(self, brand: str, start: datetime, end: datetime) -> list[CountBucket]:
+        """5-minute counts per source for buckets starting in [start, end)."""
+        return self._buckets(brand, start, end, hourly=False)
+
+    def hourly_counts(self, brand: str, start: datetime, end: datetime) -> list[CountBucket]:
+        """Hourly counts per source for hours starting in [start, end)."""
+        return self._buckets(brand, start, end, hourly=True)
+
+    def _buckets(self, brand: str, start: datetime, end: datetime, *, hourly: bool) -> list[CountBucket]:
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
+        partitions: list[str] = []
+        day = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        if hourly:
+            day = day.replace(day=1)
+        while day < end:
+            partitions.append(f"H#{brand}#{day:%Y-%m}" if hourly else f"C#{brand}#{day:%Y-%m-%d}")
+            day = (day + timedelta(days=32)).replace(day=1) if hourly else day + timedelta(days=1)
+        out: list[CountBucket] = []
+        for pk in partitions:
+            for item in self._query(
+                KeyConditionExpression="pk = :pk", ExpressionAttributeValues=serialize({":pk": pk})
+            ):
+                if "bucket" not in item:
+                    continue
+                moment = parse_iso(item["bucket"])
+                if start <= moment < end:
+                    out.append(
+                        CountBucket(
+                            brand=brand,
+                            source=item["sk"].split("#", 1)[1],
+                            start=moment,
+                            mentions=item.get("mentions", 0),
+                            negative=item.get("negative", 0),
+                        )
+                    )
+        out.sort(key=lambda b: (b.start, b.source))
+        return out
+
+    # ------------------------------------------------------------------ cursors
+
+    def get_cursor(self, brand: str, source: str, query_key: str) -> Cursor:
+        """The stored cursor, or a fresh one (version 0) when the query was never scanned."""
+        response = self.client.get_item(
+            TableName=self.table,
+            Key=serialize({"pk": f"CUR#{brand}#{source}", "sk": query_key}),
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        if not item:
+            return Cursor(brand=brand, source=source, query_key=query_key)
+        self.items_read += 1
+        data = deserialize(item)
+        return Cursor(
+            brand=brand,
+            source=source,
+            query_key=query_key,
+            position=json.loads(data.get("position", "{}")),
+            updated_at=parse_iso(data["updated_at"]) if data.get("updated_at") else None,
+            version=data.get("version", 0),
+        )
+
+    def save_cursor(self, cursor: Cursor, position: dict[str, Any], now: datetime) -> Cursor:
+        """Move a cursor, only if nobody moved it since it was read (optimistic version check)."""
+        new = Cursor(cursor.brand, cursor.source, cursor.query_key, position, now, cursor.version + 1)
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item=serialize(
+                    {
+                        "pk": f"CUR#{cursor.brand}#{cursor.source}",
+                        "sk": cursor.query_key,
+                        "type": "cursor",
+                        "position": json.dumps(position, sort_keys=True),
+                        "updated_at": utc_iso(now),
+                        "version": new.version,
+                    }
+                ),
+                ConditionExpression="attribute_not_exists(pk) OR version = :v",
+                ExpressionAttributeValues=serialize({":v": cursor.version}),
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise ConflictError(f"cursor {cursor.brand}/{cursor.source}/{cursor.query_key} moved by another run") from exc
+            raise
+        return new
+
+    # ------------------------------------------------------------------ incidents
+
+    def _incident_item(self, incident: Incident) -> dict[str, Any]:
+        return {
+            "pk": f"INC#{incident.brand}",
+            "sk": f"{utc_iso(incident.opened_at)}#{incident.scope}#{incident.rule}",
+            "type": "incident",
+            "brand": incident.brand,
+            "scope": incident.scope,
+            "rule": incident.rule,
+            "opened_at": utc_iso(incident.opened_at),
+            "status": incident.status,
+            "severity": incident.severity,
+            "observed": incident.observed,
+            "expected": incident.expected,
+            "peak": incident.peak,
+            "notified_level": incident.notified_level,
+            "last_seen_at": utc_iso(incident.last_seen_at),
+            "resolved_at": utc_iso(incident.resolved_at) if incident.resolved_at else None,
+            "quiet_runs": incident.quiet_runs,
+            "notifications": incident.notifications,
+            "sample_ids": list(incident.sample_ids),
+            "pending_kind": incident.pending_kind,
+            "pending_level": incident.pending_level,
+            "version": incident.version,
+            "expires_at": _epoch(incident.opened_at + timedelta(days=400)),
+        }
+
+    @staticmethod
+    def _incident_from(item: dict[str, Any]) -> Incident:
+        return Incident(
+            brand=item["brand"],
+            scope=item["scope"],
+            rule=item["rule"],
+            opened_at=parse_iso(item["opened_at"]),
+            status=item["status"],
+            severity=item["severity"],
+            observed=item["observed"],
+            expected=float(item["expected"]),
+            peak=item["peak"],
+            notified_level=item["notified_level"],
+            last_seen_at=parse_iso(item["last_seen_at"]),
+            resolved_at=parse_iso(item["resolved_at"]) if item.get("resolved_at") else None,
+            quiet_runs=item.get("quiet_runs", 0),
+            notifications=item.get("notifications", 0),
+            sample_ids=list(item.get("sample_ids", [])),
+            pending_kind=item.get("pending_kind"),
+            pending_level=item.get("pending_level", 0),
+            version=item.get("version", 0),
+        )
+
+    def active_incident(self, brand: str, scope: str, rule: str) -> Incident | None:
+        """The open incident for (brand, scope, rule), if there is one."""
+        pointer = self.client.get_item(
+            TableName=self.table, Key=serialize({"pk": f"ACT#{brand}", "sk": f"{scope}#{rule}"}), ConsistentRead=True
+        ).get("Item")
+        if not pointer:
+            return None
+        self.items_read += 1
+        key = deserialize(pointer)["incident_sk"]
+        item = self.client.get_item(
+            TableName=self.table, Key=serialize({"pk": f"INC#{brand}", "sk": key}), ConsistentRead=True
+        ).get("Item")
+        if not item:
+            return None
+        self.items_read += 1
+        return self._incident_from(deserialize(item))
+
+    def open_incident(self, incident: Incident) -> Incident:
+        """Record a new incident and its active pointer; ConflictError if one is already open."""
+        item = self._incident_item(incident)
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": serialize(
+                                {"pk": f"ACT#{incident.brand}", "sk": f"{incident.scope}#{incident.rule}", "incident_sk": item["sk"]}
+                            ),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": serialize(item),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "TransactionCanceledException":
+                raise ConflictError(f"an incident for {incident.brand}/{incident.scope}/{incident.rule} is already open") from exc
+            raise
+        return incident
+
+    def save_incident(self, incident: Incident) -> Incident:
+        """Write an incident's new state if its version is unchanged; drop the pointer once resolved."""
+        expected_version = incident.version
+        incident.version += 1
+        put = {
+            "Put": {
+                "TableName": self.table,
+                "Item": serialize(self._incident_item(incident)),
+                "ConditionExpression": "version = :v",
+                "ExpressionAttributeValues": serialize({":v": expected_version}),
+            }
+        }
+        actions = [put]
+        if incident.status == "resolved" and not incident.pending_kind:
+            # the pointer stays until the all-clear is delivered, so a failed send is retried
+            actions.append(
+                {
+                    "Delete": {
+                        "TableName": self.table,
+                        "Key": serialize({"pk": f"ACT#{incident.brand}", "sk": f"{incident.scope}#{incident.rule}"}),
+                    }
+                }
+            )
+        try:
+            self.client.transact_write_items(TransactItems=actions)
+        except ClientError as exc:
+            incident.version = expected_version
+            if exc.response["Error"]["Code"] == "TransactionCanceledException":
+                raise ConflictError(f"incident {incident.key} changed by another run") from exc
+            raise
+        return incident
+
+    def incidents_between(self, brand: str, start: datetime, end: datetime) -> list[Incident]:
+        """Incidents opened before `end` that were still open or resolved after `start`."""
+        out = []
+        for item in self._query(
+            KeyConditionExpression="pk = :pk AND sk < :end",
+            ExpressionAttributeValues=serialize({":pk": f"INC#{brand}", ":end": utc_iso(end)}),
+        ):
+            incident = self._incident_from(item)
+            if incident.resolved_at is None or incident.resolved_at >= start:
+                out.append(incident)
+        return out
+
+    # ------------------------------------------------------------------ once-only records
+
+    def claim(self, pk: str, sk: str, now: datetime, *, ttl_days: int, lease_seconds: int = 600) -> bool:
+        """Claim the right to perform a one-off action (send an alert, a digest).
+
+        True when this caller holds the claim: nobody claimed it, or an earlier claim was never
+        completed and its lease has expired (a crashed run). False once it has been completed.
+        """
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item=serialize(
+                    {
+                        "pk": pk,
+                        "sk": sk,
+                        "type": "claim",
+                        "state": "in_progress",
+                        "lease_until": _epoch(now) + lease_seconds,
+                        "expires_at": _epoch(now + timedelta(days=ttl_days)),
+                    }
+                ),
+                ConditionExpression="attribute_not_exists(pk) OR (#s = :progress AND lease_until < :now)",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues=serialize({":progress": "in_progress", ":now": _epoch(now)}),
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def complete(self, pk: str, sk: str, detail: dict[str, Any] | None = None) -> None:
+        """Mark a claimed action as done, so no later run performs it again."""
+        values: dict[str, Any] = {":done": "done"}
+        expression = "SET #s = :done"
+        if detail:
+            values[":detail"] = json.dumps(detail, default=str)
+            expression += ", detail = :detail"
+        self.client.update_item(
+            TableName=self.table,
+            Key=serialize({"pk": pk, "sk": sk}),
+            UpdateExpression=expression,
+            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeValues=serialize(values),
+        )
+
+    def release(self, pk: str, sk: str) -> None:
+        """Give a claim back after a failed attempt so the next run may try again at once."""
+        self.client.delete_item(
+            TableName=self.table,
+            Key=serialize({"pk": pk, "sk": sk}),
+            ConditionExpression="#s = :progress",
+            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeValues=serialize({":progress": "in_progress"}),
+        )
+
+    # ------------------------------------------------------------------ source health
+
+    def record_run(self, brand: str, source: str, now: datetime, *, error: str | None, stats: dict[str, int]) -> None:
+        """Remember the outcome of a (brand, source) scan, for blind-spot checks and `status`."""
+        values: dict[str, Any] = {":now": utc_iso(now), ":stats": json.dumps(stats, sort_keys=True)}
+        if error is None:
+            expression = "SET last_run_at = :now, last_success_at = :now, last_stats = :stats, failures = :zero"
+            values[":zero"] = 0
+        else:
+            expression = (
+                "SET last_run_at = :now, last_error_at = :now, last_error = :error, last_stats = :stats "
+                "ADD failures :one"
+            )
+            values.update({":error": error[:1000], ":one": 1})
+        self.client.update_item(
+            TableName=self.table,
+            Key=serialize({"pk": f"RUN#{brand}", "sk": source}),
+            UpdateExpression=expression,
+            ExpressionAttributeValues=serialize(values),
+        )
+
+    def source_runs(self, brand: str) -> dict[str, dict[str, Any]]:
+        """Last scan outcome per source for a brand."""
+        return {
+            item["sk"]: item
+            for item in self._query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues=serialize({":pk": f"RUN#{brand}"}))
+        }
