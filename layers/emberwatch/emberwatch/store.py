@@ -236,7 +236,7 @@ class Store:
                 "TableName": self.table,
                 "Key": serialize({"pk": pk, "sk": sk}),
                 "UpdateExpression": "ADD mentions :n, negative :neg, engagement :eng "
-                "SET bucket = :bucket, expires_at = if_not_exists(expires_at, :ttl)",
+                "SET bucket_at = :bucket, expires_at = if_not_exists(expires_at, :ttl)",
                 "ExpressionAttributeValues": serialize(
                     {
                         ":n": len(group),
@@ -317,9 +317,9 @@ class Store:
             for item in self._query(
                 KeyConditionExpression="pk = :pk", ExpressionAttributeValues=serialize({":pk": pk})
             ):
-                if "bucket" not in item:
+                if "bucket_at" not in item:
                     continue
-                moment = parse_iso(item["bucket"])
+                moment = parse_iso(item["bucket_at"])
                 if start <= moment < end:
                     out.append(
                         CountBucket(
