@@ -120,7 +120,7 @@ def format_pct(value: float | None) -> str:
 
 
 def format_signed_pct(value: float | None) -> str:
-    """A change as a signed percentage: ``0.25`` → ``+25%``, ``-0.1`` → ``−10%``; ``None`` → ``new``."""
+    """A signed percentage change: ``0.25`` → ``+25%``, ``-0.1`` → ``-10%`` (U+2212 minus), ``None`` → new."""
     if value is None:
         return "new"
     rounded = round(value * 100)
@@ -370,7 +370,7 @@ def sample_digest_context() -> dict[str, Any]:
             "title": "Weekly digest",
             "start": start,
             "end": end,
-            "label": "7–13 May 2024",
+            "label": "7\u201313 May 2024",
         },
         "totals": {
             "mentions": mentions,

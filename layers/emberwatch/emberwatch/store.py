@@ -305,17 +305,23 @@ class Store:
 
     def _buckets(self, brand: str, start: datetime, end: datetime, *, hourly: bool) -> list[CountBucket]:
         start, end = start.astimezone(UTC), end.astimezone(UTC)
-        partitions: list[str] = []
+        # (partition, lowest sort key, highest sort key): only the buckets in range are read
+        partitions: list[tuple[str, str, str]] = []
         day = start.replace(hour=0, minute=0, second=0, microsecond=0)
         if hourly:
             day = day.replace(day=1)
+        sort_key = "%dT%H" if hourly else "%H:%M"
         while day < end:
-            partitions.append(f"H#{brand}#{day:%Y-%m}" if hourly else f"C#{brand}#{day:%Y-%m-%d}")
-            day = (day + timedelta(days=32)).replace(day=1) if hourly else day + timedelta(days=1)
+            following = (day + timedelta(days=32)).replace(day=1) if hourly else day + timedelta(days=1)
+            low = start.strftime(sort_key) if start > day else ""
+            high = (end - timedelta(seconds=1)).strftime(sort_key) + "~" if end < following else "~"
+            partitions.append((f"H#{brand}#{day:%Y-%m}" if hourly else f"C#{brand}#{day:%Y-%m-%d}", low, high))
+            day = following
         out: list[CountBucket] = []
-        for pk in partitions:
+        for pk, low, high in partitions:
             for item in self._query(
-                KeyConditionExpression="pk = :pk", ExpressionAttributeValues=serialize({":pk": pk})
+                KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+                ExpressionAttributeValues=serialize({":pk": pk, ":low": low or " ", ":high": high}),
             ):
                 if "bucket_at" not in item:
                     continue

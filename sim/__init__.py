@@ -1,0 +1,1 @@
+"""Local-only tooling: source simulator, moto provisioning, the demo, screenshots."""
