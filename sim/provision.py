@@ -42,7 +42,7 @@ _CfnLoader.add_multi_constructor("!", lambda loader, suffix, node: _intrinsic(lo
 
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
     """The template as plain data, intrinsic functions as {"Ref": ...} / {"Fn::X": ...}."""
-    return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    return yaml.load(path.read_text(), Loader=_CfnLoader)
 
 
 @dataclass
@@ -68,7 +68,7 @@ class Stack:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref":
                 return self._ref(arg)
             if key == "Fn::GetAtt":
@@ -93,7 +93,7 @@ class Stack:
         return bool(self._evaluate(self.template.get("Conditions", {})[name]))
 
     def _evaluate(self, expression: Any) -> Any:
-        (key, arg), = expression.items()
+        ((key, arg),) = expression.items()
         if key == "Fn::Equals":
             return str(self.resolve(arg[0])) == str(self.resolve(arg[1]))
         if key == "Fn::Not":
@@ -129,7 +129,9 @@ class Stack:
             raise KeyError(f"attribute {logical}.{attr} is not known locally") from None
 
     def _sub(self, arg: Any) -> str:
-        text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], {k: self.resolve(v) for k, v in arg[1].items()})
+        text, extra = (
+            (arg, {}) if isinstance(arg, str) else (arg[0], {k: self.resolve(v) for k, v in arg[1].items()})
+        )
 
         def replace(match: re.Match[str]) -> str:
             name = match.group(1)
@@ -153,10 +155,14 @@ class Stack:
         def client(service: str) -> Any:
             return session.client(service, region_name=self.region, endpoint_url=endpoint_url)
 
-        ssm, secrets, dynamodb, sns, sqs = (client(s) for s in ("ssm", "secretsmanager", "dynamodb", "sns", "sqs"))
+        ssm, secrets, dynamodb, sns, sqs = (
+            client(s) for s in ("ssm", "secretsmanager", "dynamodb", "sns", "sqs")
+        )
         for logical, resource in self.resources("AWS::SSM::Parameter").items():
             props = self.resolve(resource["Properties"])
-            ssm.put_parameter(Name=props["Name"], Value=props["Value"], Type=props.get("Type", "String"), Overwrite=True)
+            ssm.put_parameter(
+                Name=props["Name"], Value=props["Value"], Type=props.get("Type", "String"), Overwrite=True
+            )
             self.physical[logical] = {"Ref": props["Name"]}
         for logical, resource in self.resources("AWS::SecretsManager::Secret").items():
             props = self.resolve(resource["Properties"])
@@ -168,10 +174,14 @@ class Stack:
             props = self.resolve(resource.get("Properties", {}))
             name = props.get("QueueName", f"{self.name}-{logical}")
             url = sqs.create_queue(QueueName=name)["QueueUrl"]
-            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
             self.physical[logical] = {"Ref": url, "Arn": arn, "QueueName": name, "QueueUrl": url}
         for logical, resource in self.resources("AWS::SNS::Topic").items():
-            props = self.resolve({k: v for k, v in resource.get("Properties", {}).items() if k != "KmsMasterKeyId"})
+            props = self.resolve(
+                {k: v for k, v in resource.get("Properties", {}).items() if k != "KmsMasterKeyId"}
+            )
             name = props.get("TopicName", f"{self.name}-{logical}")
             arn = sns.create_topic(Name=name)["TopicArn"]
             self.physical[logical] = {"Ref": arn, "TopicArn": arn, "TopicName": name}
@@ -193,7 +203,8 @@ class Stack:
         ttl = props.get("TimeToLiveSpecification")
         if ttl and ttl.get("Enabled"):
             dynamodb.update_time_to_live(
-                TableName=name, TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True}
+                TableName=name,
+                TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
             )
         description = dynamodb.describe_table(TableName=name)["Table"]
         self.physical[logical] = {"Ref": name, "Arn": description["TableArn"]}
@@ -202,7 +213,9 @@ class Stack:
 
     def function_environment(self, logical: str) -> dict[str, str]:
         """The environment variables CloudFormation would give a function (Globals merged)."""
-        glob = (self.template.get("Globals", {}).get("Function", {}).get("Environment", {}) or {}).get("Variables", {})
+        glob = (self.template.get("Globals", {}).get("Function", {}).get("Environment", {}) or {}).get(
+            "Variables", {}
+        )
         function = self.template["Resources"][logical]["Properties"]
         own = (function.get("Environment") or {}).get("Variables", {})
         return {k: str(self.resolve(v)) for k, v in {**glob, **own}.items()}
@@ -211,7 +224,13 @@ class Stack:
         return (TEMPLATE.parent / self.template["Resources"][logical]["Properties"]["CodeUri"]).resolve()
 
 
-def provision(session: Any, *, endpoint_url: str | None = None, parameters: dict[str, str] | None = None, name: str = "emberwatch-local") -> Stack:
+def provision(
+    session: Any,
+    *,
+    endpoint_url: str | None = None,
+    parameters: dict[str, str] | None = None,
+    name: str = "emberwatch-local",
+) -> Stack:
     """Load infra/template.yaml and create its resources; returns the resolved stack."""
     stack = Stack(load_template(), name=name, parameters=dict(parameters or {}))
     return stack.provision(session, endpoint_url=endpoint_url)

@@ -6,16 +6,22 @@ import email
 import json
 from datetime import UTC, datetime, timedelta
 
-from moto.core import DEFAULT_ACCOUNT_ID
-from moto.ses.models import ses_backends
-
 from emberwatch.events import scheduled_event
 from emberwatch.models import Author, Engagement, Mention
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.ses.models import ses_backends
 
 START = datetime(2024, 5, 10, tzinfo=UTC)
 
 
-def mention(n: int, created: datetime, *, text: str = "Acme Widgets works fine", likes: int = 0, source: str = "hackernews") -> Mention:
+def mention(
+    n: int,
+    created: datetime,
+    *,
+    text: str = "Acme Widgets works fine",
+    likes: int = 0,
+    source: str = "hackernews",
+) -> Mention:
     return Mention(
         source=source,
         native_id=str(n),
@@ -41,7 +47,10 @@ def subscribe_queue(aws, stack) -> str:
     url = sqs.create_queue(QueueName="alerts-inbox")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     aws.client("sns").subscribe(
-        TopicArn=stack.physical["AlertTopic"]["Ref"], Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "false"}
+        TopicArn=stack.physical["AlertTopic"]["Ref"],
+        Protocol="sqs",
+        Endpoint=arn,
+        Attributes={"RawMessageDelivery": "false"},
     )
     return url
 
@@ -65,18 +74,27 @@ def test_a_burst_raises_one_alert_then_escalates_then_all_clear(aws, stack, stor
     fire = START + timedelta(days=3, hours=2)
 
     # quiet: no incident
-    quiet = app.lambda_handler(scheduled_event(None, fire - timedelta(minutes=5), kind="detect"), lambda_context)
+    quiet = app.lambda_handler(
+        scheduled_event(None, fire - timedelta(minutes=5), kind="detect"), lambda_context
+    )
     assert quiet["opened"] == [] and drain(aws, inbox) == []
 
     # Given a burst of 30 angry posts in ten minutes
     burst = [
-        mention(10_000 + i, fire + timedelta(seconds=20 * i), text="Acme Widgets deleted my data, support ignores me", likes=i)
+        mention(
+            10_000 + i,
+            fire + timedelta(seconds=20 * i),
+            text="Acme Widgets deleted my data, support ignores me",
+            likes=i,
+        )
         for i in range(30)
     ]
     store.store_mentions(burst)
     now = fire + timedelta(minutes=10)
     first = app.lambda_handler(scheduled_event(None, now, kind="detect"), lambda_context)
-    retry = app.lambda_handler(scheduled_event(None, now, kind="detect"), lambda_context)  # a retried invocation
+    retry = app.lambda_handler(
+        scheduled_event(None, now, kind="detect"), lambda_context
+    )  # a retried invocation
 
     # Then exactly one alert went out, naming the brand, the surge and the posts driving it
     assert len(first["opened"]) == 1 and retry["opened"] == [] and retry["notifications"] == []
@@ -89,16 +107,23 @@ def test_a_burst_raises_one_alert_then_escalates_then_all_clear(aws, stack, stor
 
     # When it doubles, one escalation
     store.store_mentions(
-        [mention(20_000 + i, now + timedelta(seconds=5 * i), text="Acme Widgets outage again") for i in range(60)]
+        [
+            mention(20_000 + i, now + timedelta(seconds=5 * i), text="Acme Widgets outage again")
+            for i in range(60)
+        ]
     )
     later = now + timedelta(minutes=5)
     escalated = app.lambda_handler(scheduled_event(None, later, kind="detect"), lambda_context)
-    assert escalated["escalated"] and [m["MessageAttributes"]["kind"]["Value"] for m in drain(aws, inbox)] == ["escalated"]
+    assert escalated["escalated"] and [
+        m["MessageAttributes"]["kind"]["Value"] for m in drain(aws, inbox)
+    ] == ["escalated"]
 
     # When the surge is over for six runs, one all-clear
     kinds = []
     for step in range(1, 12):
-        result = app.lambda_handler(scheduled_event(None, later + timedelta(minutes=30 + 5 * step), kind="detect"), lambda_context)
+        result = app.lambda_handler(
+            scheduled_event(None, later + timedelta(minutes=30 + 5 * step), kind="detect"), lambda_context
+        )
         kinds += [m["MessageAttributes"]["kind"]["Value"] for m in drain(aws, inbox)]
         if result["resolved"]:
             break
@@ -107,11 +132,18 @@ def test_a_burst_raises_one_alert_then_escalates_then_all_clear(aws, stack, stor
     assert incident.status == "resolved" and incident.notifications == 3 and incident.peak >= 60
 
 
-def test_failed_publish_is_retried_next_run_and_sent_once(aws, stack, store, handler, lambda_context, monkeypatch):
+def test_failed_publish_is_retried_next_run_and_sent_once(
+    aws, stack, store, handler, lambda_context, monkeypatch
+):
     seed_baseline(store)
     inbox = subscribe_queue(aws, stack)
     fire = START + timedelta(days=3, hours=2)
-    store.store_mentions([mention(30_000 + i, fire + timedelta(seconds=10 * i), text="Acme Widgets is down") for i in range(40)])
+    store.store_mentions(
+        [
+            mention(30_000 + i, fire + timedelta(seconds=10 * i), text="Acme Widgets is down")
+            for i in range(40)
+        ]
+    )
     app = handler("detect")
     sns = app.runtime.client("sns")
     real_publish = sns.publish
@@ -124,11 +156,19 @@ def test_failed_publish_is_retried_next_run_and_sent_once(aws, stack, store, han
         return real_publish(**kwargs)
 
     monkeypatch.setattr(sns, "publish", flaky_publish)
-    first = app.lambda_handler(scheduled_event(None, fire + timedelta(minutes=8), kind="detect"), lambda_context)
+    first = app.lambda_handler(
+        scheduled_event(None, fire + timedelta(minutes=8), kind="detect"), lambda_context
+    )
     assert first["opened"] and first["failures"] and drain(aws, inbox) == []
-    second = app.lambda_handler(scheduled_event(None, fire + timedelta(minutes=13), kind="detect"), lambda_context)
-    assert second["notifications"] and [m["MessageAttributes"]["kind"]["Value"] for m in drain(aws, inbox)] == ["opened"]
-    third = app.lambda_handler(scheduled_event(None, fire + timedelta(minutes=18), kind="detect"), lambda_context)
+    second = app.lambda_handler(
+        scheduled_event(None, fire + timedelta(minutes=13), kind="detect"), lambda_context
+    )
+    assert second["notifications"] and [
+        m["MessageAttributes"]["kind"]["Value"] for m in drain(aws, inbox)
+    ] == ["opened"]
+    third = app.lambda_handler(
+        scheduled_event(None, fire + timedelta(minutes=18), kind="detect"), lambda_context
+    )
     assert third["notifications"] == [] and drain(aws, inbox) == []
 
 
@@ -139,12 +179,23 @@ def sent_messages() -> list:
 
 def test_daily_digest_is_multipart_and_sent_once(aws, stack, store, handler, lambda_context):
     seed_baseline(store, days=3)
-    store.store_mentions([mention(40_000, START + timedelta(days=2, hours=5), text="<script>alert(1)</script> Acme Widgets rocks", likes=50)])
+    store.store_mentions(
+        [
+            mention(
+                40_000,
+                START + timedelta(days=2, hours=5),
+                text="<script>alert(1)</script> Acme Widgets rocks",
+                likes=50,
+            )
+        ]
+    )
     app = handler("digest")
     run_at = START + timedelta(days=3, hours=8)  # digest for day 3 (START + 2 days)
 
     first = app.lambda_handler(scheduled_event(None, run_at, kind="digest", period="daily"), lambda_context)
-    again = app.lambda_handler(scheduled_event(None, run_at + timedelta(minutes=1), kind="digest", period="daily"), lambda_context)
+    again = app.lambda_handler(
+        scheduled_event(None, run_at + timedelta(minutes=1), kind="digest", period="daily"), lambda_context
+    )
 
     assert first["sent"] == 1 and again["sent"] == 0 and again["skipped"] == 1
     messages = sent_messages()

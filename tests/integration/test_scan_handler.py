@@ -10,10 +10,10 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 import responses
-
 from emberwatch.config import SourceSettings, parse_config
 from emberwatch.events import scheduled_event
 from emberwatch.sources.hackernews import CONNECTOR
+
 from tests.conftest import CONFIG_YAML
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -101,7 +101,9 @@ def test_cursor_does_not_move_past_a_page_that_failed(handler, store, lambda_con
     page0 = hn_page()
     page0.update(nbPages=2, nbHits=3)
     page1 = hn_page()
-    page1["hits"] = [dict(page1["hits"][1], objectID="40340000", created_at_i=1715600000, title="Acme Widgets older story")]
+    page1["hits"] = [
+        dict(page1["hits"][1], objectID="40340000", created_at_i=1715600000, title="Acme Widgets older story")
+    ]
     page1.update(nbPages=2, nbHits=3, page=1)
     state = {"fail": True}
 
@@ -141,7 +143,15 @@ def test_feed_scan_uses_conditional_get_and_filters_by_query(handler, store, lam
         seen_headers.append(dict(request.headers))
         if request.headers.get("If-None-Match") == '"v1"':
             return 304, {"ETag": '"v1"'}, b""
-        return 200, {"Content-Type": "application/atom+xml", "ETag": '"v1"', "Last-Modified": "Mon, 13 May 2024 14:20:01 GMT"}, body
+        return (
+            200,
+            {
+                "Content-Type": "application/atom+xml",
+                "ETag": '"v1"',
+                "Last-Modified": "Mon, 13 May 2024 14:20:01 GMT",
+            },
+            body,
+        )
 
     responses.add_callback(responses.GET, FEED_URL, callback=callback)
     app = handler("scan")
@@ -162,7 +172,7 @@ def test_feed_scan_uses_conditional_get_and_filters_by_query(handler, store, lam
 
 def test_invalid_event_is_rejected_with_the_field_named(handler, lambda_context):
     app = handler("scan")
-    with pytest.raises(ValueError, match="detail.source"):
+    with pytest.raises(ValueError, match=r"detail\.source"):
         app.lambda_handler(scheduled_event("myspace", NOW), lambda_context)
     with pytest.raises(ValueError, match="'time'"):
         app.lambda_handler({"detail": {"source": "hackernews"}}, lambda_context)

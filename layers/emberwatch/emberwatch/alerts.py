@@ -32,7 +32,13 @@ def driving_posts(mentions: list[Mention], limit: int = POSTS_IN_ALERT) -> list[
 
 
 def alert_context(
-    kind: str, incident: Incident, signal: Signal | None, brand: Brand, posts: list[Mention], now: datetime, link: str | None
+    kind: str,
+    incident: Incident,
+    signal: Signal | None,
+    brand: Brand,
+    posts: list[Mention],
+    now: datetime,
+    link: str | None,
 ) -> dict[str, Any]:
     """The template context of one alert (contract in templates/alert.txt.j2)."""
     by_source = signal.by_source if signal else {}
@@ -62,7 +68,7 @@ def alert_context(
                 "source_label": SOURCE_LABELS.get(m.source, m.source),
                 "author": m.author.handle,
                 "created_at": m.created_at,
-                "text": m.text,
+                "text": m.body or m.title or "",
                 "url": m.url,
                 "engagement": m.engagement.total,
                 "sentiment": m.sentiment,
@@ -77,7 +83,9 @@ def alert_context(
 class SnsAlerter:
     """Renders an incident's notification and publishes it to the alert topic."""
 
-    def __init__(self, topic_arn: str, *, store: Store, brands: dict[str, Brand], link: str | None, client: Any = None) -> None:
+    def __init__(
+        self, topic_arn: str, *, store: Store, brands: dict[str, Brand], link: str | None, client: Any = None
+    ) -> None:
         if client is None:
             import boto3
 
@@ -112,4 +120,6 @@ class SnsAlerter:
             },
         )
         self.sent.append({"kind": kind, "subject": subject, "message_id": response["MessageId"]})
-        logger.info("alert published", extra={"brand": incident.brand, "kind": kind, "incident": incident.key})
+        logger.info(
+            "alert published", extra={"brand": incident.brand, "kind": kind, "incident": incident.key}
+        )

@@ -26,11 +26,15 @@ def _config_validate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="emberwatch", description="Emberwatch social listening: operate and check a deployment.")
+    parser = argparse.ArgumentParser(
+        prog="emberwatch", description="Emberwatch social listening: operate and check a deployment."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     config = commands.add_parser("config", help="work with the configuration file")
     config_commands = config.add_subparsers(dest="config_command", required=True)
-    validate = config_commands.add_parser("validate", help="check a configuration file and name every invalid field")
+    validate = config_commands.add_parser(
+        "validate", help="check a configuration file and name every invalid field"
+    )
     validate.add_argument("file", help="path to the YAML configuration")
     validate.set_defaults(func=_config_validate)
     return parser

@@ -97,7 +97,10 @@ class _Reader:
     def unknown(self, data: dict[str, Any], allowed: set[str], path: str) -> None:
         for key in data:
             if key not in allowed:
-                self.error(f"{path}.{key}" if path else str(key), f"unknown field (allowed: {', '.join(sorted(allowed))})")
+                self.error(
+                    f"{path}.{key}" if path else str(key),
+                    f"unknown field (allowed: {', '.join(sorted(allowed))})",
+                )
 
     def string(self, data: dict[str, Any], key: str, path: str, *, required: bool = False) -> str | None:
         value = data.get(key)
@@ -110,7 +113,9 @@ class _Reader:
             return None
         return value.strip()
 
-    def strings(self, data: dict[str, Any], key: str, path: str, *, required: bool = False) -> tuple[str, ...]:
+    def strings(
+        self, data: dict[str, Any], key: str, path: str, *, required: bool = False
+    ) -> tuple[str, ...]:
         value = data.get(key)
         if value is None:
             if required:
@@ -129,10 +134,16 @@ class _Reader:
             self.error(f"{path}.{key}", "must not be empty")
         return tuple(out)
 
-    def number(self, data: dict[str, Any], key: str, path: str, default: Any, *, low: float, high: float) -> Any:
+    def number(
+        self, data: dict[str, Any], key: str, path: str, default: Any, *, low: float, high: float
+    ) -> Any:
         value = data.get(key, default)
         kind = type(default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or (kind is int and not isinstance(value, int)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or (kind is int and not isinstance(value, int))
+        ):
             self.error(f"{path}.{key}", f"must be {'an integer' if kind is int else 'a number'}")
             return default
         if not low <= value <= high:
@@ -205,16 +216,29 @@ def parse_config(text: str, origin: str = "config") -> AppConfig:
     defaults = Detection()
     reader.unknown(raw_detection, set(Detection.__slots__), "detection")
     detection = Detection(
-        window_minutes=reader.number(raw_detection, "window_minutes", "detection", defaults.window_minutes, low=5, high=360),
-        baseline_days=reader.number(raw_detection, "baseline_days", "detection", defaults.baseline_days, low=1, high=28),
-        min_mentions=reader.number(raw_detection, "min_mentions", "detection", defaults.min_mentions, low=1, high=1e6),
-        min_ratio=reader.number(raw_detection, "min_ratio", "detection", defaults.min_ratio, low=1, high=1000),
+        window_minutes=reader.number(
+            raw_detection, "window_minutes", "detection", defaults.window_minutes, low=5, high=360
+        ),
+        baseline_days=reader.number(
+            raw_detection, "baseline_days", "detection", defaults.baseline_days, low=1, high=28
+        ),
+        min_mentions=reader.number(
+            raw_detection, "min_mentions", "detection", defaults.min_mentions, low=1, high=1e6
+        ),
+        min_ratio=reader.number(
+            raw_detection, "min_ratio", "detection", defaults.min_ratio, low=1, high=1000
+        ),
         p_value=reader.number(raw_detection, "p_value", "detection", defaults.p_value, low=1e-12, high=0.5),
         escalate_factor=reader.number(
             raw_detection, "escalate_factor", "detection", defaults.escalate_factor, low=1.1, high=100
         ),
         resolve_after_quiet_runs=reader.number(
-            raw_detection, "resolve_after_quiet_runs", "detection", defaults.resolve_after_quiet_runs, low=1, high=288
+            raw_detection,
+            "resolve_after_quiet_runs",
+            "detection",
+            defaults.resolve_after_quiet_runs,
+            low=1,
+            high=288,
         ),
     )
     if detection.window_minutes % 5:
@@ -246,7 +270,13 @@ def parse_config(text: str, origin: str = "config") -> AppConfig:
         except (ZoneInfoNotFoundError, ValueError):
             reader.error(f"{path}.timezone", f"unknown time zone {zone!r}")
         recipients.append(
-            Recipient(email=email or "", name=reader.string(item, "name", path), brands=chosen, cadence=cadence, timezone=zone)
+            Recipient(
+                email=email or "",
+                name=reader.string(item, "name", path),
+                brands=chosen,
+                cadence=cadence,
+                timezone=zone,
+            )
         )
 
     alert_link = reader.string(root, "alert_link", "(top level)")

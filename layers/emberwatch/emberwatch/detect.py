@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from .config import AppConfig, Brand, Detection
 from .models import CountBucket, Incident
@@ -94,7 +95,11 @@ def evaluate(
     earliest = min((b.start for b in past), default=None)
     hours = (cutoff - max(earliest, baseline_start)).total_seconds() / 3600 if earliest else 0.0
     enough = hours >= MIN_HISTORY_HOURS
-    rate_per_hour = max(BASELINE_FLOOR_PER_HOUR, sum(b.mentions for b in past) / hours) if hours > 0 else BASELINE_FLOOR_PER_HOUR
+    rate_per_hour = (
+        max(BASELINE_FLOOR_PER_HOUR, sum(b.mentions for b in past) / hours)
+        if hours > 0
+        else BASELINE_FLOOR_PER_HOUR
+    )
     expected = rate_per_hour * rules.window_minutes / 60
     p_value = poisson_tail(observed, expected)
     ratio = observed / expected if expected else float("inf")
@@ -122,7 +127,9 @@ class Transition:
     notify: str | None
 
 
-def advance(incident: Incident | None, signal: Signal, brand: Brand, now: datetime, rules: Detection) -> Transition | None:
+def advance(
+    incident: Incident | None, signal: Signal, brand: Brand, now: datetime, rules: Detection
+) -> Transition | None:
     """The incident lifecycle as a pure step: open, escalate, keep, or resolve."""
     if incident is not None and incident.status == "resolved":
         return None  # resolved, only its all-clear is still owed
@@ -181,14 +188,40 @@ class DetectReport:
 Notifier = Callable[[str, Incident, Signal | None], None]
 
 
-def detect_brand(brand: Brand, now: datetime, *, config: AppConfig, store: Store, notify: Notifier, report: DetectReport) -> None:
+def _history(
+    store: Store, brand_id: str, now: datetime, rules: Detection, baselines: dict[Any, Any] | None
+) -> list[CountBucket]:
+    """Hourly counts before the window's hour; a warm container reuses them until the hour turns."""
+    cutoff = (bucket_start(now) + timedelta(minutes=5) - timedelta(minutes=rules.window_minutes)).replace(
+        minute=0
+    )
+    key = (brand_id, cutoff, rules.baseline_days)
+    if baselines is not None and key in baselines:
+        return baselines[key]
+    history = store.hourly_counts(brand_id, cutoff - timedelta(days=rules.baseline_days, hours=1), cutoff)
+    if baselines is not None:
+        for stale in [k for k in baselines if k[0] == brand_id]:
+            del baselines[stale]
+        baselines[key] = history
+    return history
+
+
+def detect_brand(
+    brand: Brand,
+    now: datetime,
+    *,
+    config: AppConfig,
+    store: Store,
+    notify: Notifier,
+    report: DetectReport,
+    baselines: dict[Any, Any] | None = None,
+) -> None:
     """Evaluate one brand, move its incident along, deliver what is owed."""
     rules = config.detection
     now = now.astimezone(UTC)
     window = timedelta(minutes=rules.window_minutes)
     recent = store.counts(brand.id, bucket_start(now) - window, now + timedelta(minutes=5))
-    history = store.hourly_counts(brand.id, now - window - timedelta(days=rules.baseline_days, hours=1), now)
-    signal = evaluate(recent, history, now, rules)
+    signal = evaluate(recent, _history(store, brand.id, now, rules, baselines), now, rules)
     active = store.active_incident(brand.id, "brand", RULE_VOLUME)
     transition = advance(active, signal, brand, now, rules)
     if transition is not None:
@@ -212,7 +245,15 @@ def detect_brand(brand: Brand, now: datetime, *, config: AppConfig, store: Store
         deliver_pending(active, signal, now, store=store, notify=notify, report=report)
 
 
-def deliver_pending(incident: Incident, signal: Signal | None, now: datetime, *, store: Store, notify: Notifier, report: DetectReport) -> None:
+def deliver_pending(
+    incident: Incident,
+    signal: Signal | None,
+    now: datetime,
+    *,
+    store: Store,
+    notify: Notifier,
+    report: DetectReport,
+) -> None:
     """Send the notification an incident owes, at most once even across retries and crashes."""
     kind, level = incident.pending_kind, incident.pending_level
     assert kind is not None
@@ -235,13 +276,26 @@ def deliver_pending(incident: Incident, signal: Signal | None, now: datetime, *,
         logger.info("incident changed by a concurrent run after delivery", extra={"brand": incident.brand})
 
 
-def run_detection(now: datetime, *, config: AppConfig, store: Store, notify: Notifier) -> DetectReport:
-    """Detection for every configured brand; one brand's failure does not stop the others."""
+def run_detection(
+    now: datetime,
+    *,
+    config: AppConfig,
+    store: Store,
+    notify: Notifier,
+    baselines: dict[Any, Any] | None = None,
+) -> DetectReport:
+    """Detection for every configured brand; one brand's failure does not stop the others.
+
+    `baselines` (kept by the container between runs) saves re-reading a week of hourly counts
+    every five minutes: the baseline only changes when the hour turns.
+    """
     report = DetectReport()
     for brand in config.brands:
         report.brands += 1
         try:
-            detect_brand(brand, now, config=config, store=store, notify=notify, report=report)
+            detect_brand(
+                brand, now, config=config, store=store, notify=notify, report=report, baselines=baselines
+            )
         except Exception as exc:  # keep going for the other brands; the error is logged and counted
             report.failures.append(f"{brand.id}: {exc}")
             logger.exception("detection failed for brand", extra={"brand": brand.id})

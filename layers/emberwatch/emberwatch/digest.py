@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from email.utils import formataddr, format_datetime, make_msgid
+from email.utils import format_datetime, formataddr, make_msgid
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -61,7 +61,12 @@ def _timeline(buckets: list[CountBucket], period: Period) -> list[dict[str, Any]
     while cursor < period.end:
         local = cursor.astimezone(tz)
         slots.append(
-            {"start": cursor, "label": local.strftime("%H:00") if period.kind == "daily" else local.strftime("%a %d"), "mentions": 0, "negative": 0}
+            {
+                "start": cursor,
+                "label": local.strftime("%H:00") if period.kind == "daily" else local.strftime("%a %d"),
+                "mentions": 0,
+                "negative": 0,
+            }
         )
         cursor += step
     for bucket in buckets:
@@ -112,8 +117,10 @@ def build_digest(
     """The digest context (pure): hourly buckets of this and the previous period, top posts, incidents."""
     mentions = sum(b.mentions for b in current)
     negative = sum(b.negative for b in current)
+    rated = sum(b.rated for b in current)
     before = sum(b.mentions for b in previous)
     before_negative = sum(b.negative for b in previous)
+    before_rated = sum(b.rated for b in previous)
     per_source: dict[str, int] = {}
     for bucket in current:
         per_source[bucket.source] = per_source.get(bucket.source, 0) + bucket.mentions
@@ -138,13 +145,19 @@ def build_digest(
             "previous_mentions": before,
             "change": _change(mentions, before),
             "negative": negative,
-            "negative_share": negative / mentions if mentions else None,
-            "previous_negative_share": before_negative / before if before else None,
+            # shares of the mentions that have a tone: unrated ones do not count as "not negative"
+            "negative_share": negative / rated if rated else None,
+            "previous_negative_share": before_negative / before_rated if before_rated else None,
             "sources": len([s for s, n in per_source.items() if n]),
         },
         "timeline": _timeline(current, period),
         "by_source": [
-            {"source": s, "label": SOURCE_LABELS.get(s, s), "mentions": n, "share": n / mentions if mentions else 0.0}
+            {
+                "source": s,
+                "label": SOURCE_LABELS.get(s, s),
+                "mentions": n,
+                "share": n / mentions if mentions else 0.0,
+            }
             for s, n in sorted(per_source.items(), key=lambda kv: (-kv[1], kv[0]))
         ],
         "top_posts": [
@@ -155,7 +168,7 @@ def build_digest(
                 "author": m.author.handle,
                 "created_at": m.created_at,
                 "title": m.title,
-                "text": m.text,
+                "text": m.body,
                 "url": m.url,
                 "engagement": m.engagement.total,
                 "sentiment": m.sentiment,
@@ -168,7 +181,9 @@ def build_digest(
     }
 
 
-def compose_email(context: dict[str, Any], *, sender: str, recipient: Recipient, now: datetime) -> EmailMessage:
+def compose_email(
+    context: dict[str, Any], *, sender: str, recipient: Recipient, now: datetime
+) -> EmailMessage:
     """A multipart/alternative message (plain text first, HTML preferred) with List-Unsubscribe."""
     from .render import render
 
@@ -180,6 +195,7 @@ def compose_email(context: dict[str, Any], *, sender: str, recipient: Recipient,
     message["Date"] = format_datetime(now.astimezone(UTC))
     message["Message-ID"] = make_msgid(domain=sender.split("@", 1)[1])
     message["List-Unsubscribe"] = f"<{context['unsubscribe_url']}>"
+    message["X-Emberwatch-Period"] = f"{context['period']['kind']} {context['period']['start']:%Y-%m-%d}"
     message.set_content(render("digest.txt.j2", digest=context))
     message.add_alternative(render("digest.html.j2", digest=context), subtype="html")
     return message
@@ -206,14 +222,23 @@ class DigestService:
             ses = boto3.client("sesv2")
         self.ses = ses
 
-    def context_for(self, brand: Brand, period: Period, now: datetime, recipient_email: str | None = None) -> dict[str, Any]:
+    def context_for(
+        self, brand: Brand, period: Period, now: datetime, recipient_email: str | None = None
+    ) -> dict[str, Any]:
         current = self.store.hourly_counts(brand.id, period.start, period.end)
         previous = self.store.hourly_counts(brand.id, period.previous.start, period.previous.end)
-        top = self.store.mentions_between(brand.id, period.start, period.end)
+        top = self.store.top_mentions(brand.id, period.start, period.end, TOP_POSTS)
         incidents = self.store.incidents_between(brand.id, period.start, period.end)
         unsubscribe = f"mailto:{self.sender}?subject=unsubscribe%20{recipient_email or ''}"
         return build_digest(
-            brand, period, current=current, previous=previous, top=top, incidents=incidents, now=now, unsubscribe_url=unsubscribe
+            brand,
+            period,
+            current=current,
+            previous=previous,
+            top=top,
+            incidents=incidents,
+            now=now,
+            unsubscribe_url=unsubscribe,
         )
 
     def run(self, now: datetime, kind: str = "daily") -> DigestReport:

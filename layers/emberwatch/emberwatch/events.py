@@ -39,7 +39,9 @@ class ScheduledEvent:
     def source(self) -> str:
         source = self.detail.get("source")
         if source not in SOURCES:
-            raise EventError(f"event field 'detail.source' must be one of {', '.join(SOURCES)}; got {source!r}")
+            raise EventError(
+                f"event field 'detail.source' must be one of {', '.join(SOURCES)}; got {source!r}"
+            )
         return source
 
     def period(self) -> str:
@@ -49,7 +51,9 @@ class ScheduledEvent:
         return period
 
 
-def scheduled_event(source: str | None, time: datetime, *, kind: str = "scan", **detail: Any) -> dict[str, Any]:
+def scheduled_event(
+    source: str | None, time: datetime, *, kind: str = "scan", **detail: Any
+) -> dict[str, Any]:
     """Build the event a schedule sends, for the local run and tests."""
     body = dict(detail)
     if source:

@@ -63,7 +63,9 @@ class HttpClient:
     wall: Callable[[], float] = time.time
     requests_made: int = 0
 
-    def get(self, url: str, *, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None) -> requests.Response:
+    def get(
+        self, url: str, *, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None
+    ) -> requests.Response:
         """GET url; return the response for 2xx/3xx/4xx other than 429; raise SourceError otherwise."""
         last_error = "no attempt made"
         for attempt in range(self.attempts):
@@ -84,7 +86,9 @@ class HttpClient:
                 wait = retry_after_seconds(response.headers, self.wall())
             backoff = wait if wait is not None else min(30.0, (2**attempt) * 0.5 + random.uniform(0, 0.5))
             if attempt + 1 >= self.attempts or self.monotonic() + backoff > self.deadline:
-                raise SourceError(f"{url}: {last_error} after {attempt + 1} attempt(s)", status=status, retry_after=wait)
+                raise SourceError(
+                    f"{url}: {last_error} after {attempt + 1} attempt(s)", status=status, retry_after=wait
+                )
             self.sleep(backoff)
         raise SourceError(f"{url}: {last_error}")
 

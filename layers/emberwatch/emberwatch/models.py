@@ -99,6 +99,14 @@ class Mention:
     def id(self) -> str:
         return f"{self.source}:{self.native_id}"
 
+    @property
+    def body(self) -> str:
+        """The text without a leading copy of the title (HN stories, feed entries repeat it)."""
+        if self.title and self.text.startswith(self.title):
+            rest = self.text[len(self.title) :].strip()
+            return rest
+        return self.text
+
     def with_enrichment(self, **changes: Any) -> Mention:
         return replace(self, **changes)
 
@@ -124,6 +132,7 @@ class CountBucket:
     start: datetime
     mentions: int
     negative: int = 0
+    rated: int = 0  # mentions with a sentiment label: the base of the negative share
 
 
 @dataclass(slots=True)

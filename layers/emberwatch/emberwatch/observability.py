@@ -1,4 +1,7 @@
-"""The one place that builds Powertools Logger and Metrics (Tracer is left out: its cold start costs more than it tells)."""
+"""The one place that builds Powertools Logger and Metrics.
+
+Tracer is left out: it imports X-Ray and botocore patching, about 250 ms of cold start.
+"""
 
 from __future__ import annotations
 

@@ -177,7 +177,10 @@ class _Parser:
             words = _term_words(value)
             if not words:
                 raise QueryError(f"term {value!r} has no words in query {self.text!r}")
-            return Term(words[:1] if kind == "WORD" and len(words) == 1 else words, phrase=kind == "PHRASE" or len(words) > 1)
+            return Term(
+                words[:1] if kind == "WORD" and len(words) == 1 else words,
+                phrase=kind == "PHRASE" or len(words) > 1,
+            )
         raise QueryError(f"unexpected {self.peek() or 'end of query'!r} in query {self.text!r}")
 
 
@@ -206,7 +209,9 @@ class Query:
         """The query as OR-ed conjunctions, for sources whose search has no OR."""
         branches = _dnf(self.root)
         if len(branches) > MAX_BRANCHES:
-            raise QueryError(f"query {self.text!r} expands to {len(branches)} searches; at most {MAX_BRANCHES}")
+            raise QueryError(
+                f"query {self.text!r} expands to {len(branches)} searches; at most {MAX_BRANCHES}"
+            )
         return branches
 
     def native_keywords(self) -> list[str]:

@@ -26,6 +26,7 @@ class Runtime:
     settings: Settings
     clients: dict[str, Any] = field(default_factory=dict)
     config_override: AppConfig | None = None
+    baselines: dict[Any, Any] = field(default_factory=dict)  # detection baselines, per warm container
 
     @classmethod
     def from_env(cls, *, require: tuple[str, ...] = ()) -> Runtime:
@@ -45,7 +46,9 @@ class Runtime:
 
     @cached_property
     def store(self) -> Store:
-        return Store(self.settings.table_name, self.client("dynamodb"), retention_days=self.config.retention_days)
+        return Store(
+            self.settings.table_name, self.client("dynamodb"), retention_days=self.config.retention_days
+        )
 
     @cached_property
     def http_session(self) -> Any:
@@ -60,20 +63,35 @@ class Runtime:
         from .scan import scan_source
 
         source = event.source()
-        budget = SCAN_MAX_SECONDS if remaining_ms is None else min(SCAN_MAX_SECONDS, (remaining_ms - SCAN_SAFETY_MS) / 1000)
+        budget = (
+            SCAN_MAX_SECONDS
+            if remaining_ms is None
+            else min(SCAN_MAX_SECONDS, (remaining_ms - SCAN_SAFETY_MS) / 1000)
+        )
         http = HttpClient(session=self.http_session, deadline=time.monotonic() + max(1.0, budget))
         logger.append_keys(source=source)
         metrics.add_dimension(name="source", value=source)
-        report = scan_source(source, event.time, config=self.config, store=self.store, http=http, brand_id=event.detail.get("brand"))
+        report = scan_source(
+            source,
+            event.time,
+            config=self.config,
+            store=self.store,
+            http=http,
+            brand_id=event.detail.get("brand"),
+        )
         fetched = sum(r.fetched for r in report.reports)
         metrics.add_metric(name="MentionsFetched", unit=MetricUnit.Count, value=fetched)
         metrics.add_metric(name="MentionsStored", unit=MetricUnit.Count, value=report.stored)
-        metrics.add_metric(name="MentionsSkipped", unit=MetricUnit.Count, value=sum(r.skipped for r in report.reports))
+        metrics.add_metric(
+            name="MentionsSkipped", unit=MetricUnit.Count, value=sum(r.skipped for r in report.reports)
+        )
         metrics.add_metric(name="SourceErrors", unit=MetricUnit.Count, value=len(report.failed))
         return {
             "source": source,
             "time": event.time.isoformat(),
-            "brands": {r.brand: {**r.stats(), "errors": r.errors, "complete": r.complete} for r in report.reports},
+            "brands": {
+                r.brand: {**r.stats(), "errors": r.errors, "complete": r.complete} for r in report.reports
+            },
             "requests": http.requests_made,
         }
 
@@ -92,7 +110,9 @@ class Runtime:
             link=config.alert_link or self.settings.alert_link,
             client=self.client("sns"),
         )
-        report = run_detection(event.time, config=config, store=self.store, notify=alerter)
+        report = run_detection(
+            event.time, config=config, store=self.store, notify=alerter, baselines=self.baselines
+        )
         metrics.add_metric(name="IncidentsOpened", unit=MetricUnit.Count, value=len(report.opened))
         metrics.add_metric(name="IncidentsResolved", unit=MetricUnit.Count, value=len(report.resolved))
         metrics.add_metric(name="NotificationsSent", unit=MetricUnit.Count, value=len(report.notifications))
@@ -117,4 +137,9 @@ class Runtime:
         report = service.run(event.time, event.period())
         metrics.add_metric(name="DigestsSent", unit=MetricUnit.Count, value=len(report.sent))
         metrics.add_metric(name="DigestFailures", unit=MetricUnit.Count, value=len(report.failed))
-        return {"time": event.time.isoformat(), "sent": len(report.sent), "skipped": len(report.skipped), "failed": report.failed}
+        return {
+            "time": event.time.isoformat(),
+            "sent": len(report.sent),
+            "skipped": len(report.skipped),
+            "failed": report.failed,
+        }

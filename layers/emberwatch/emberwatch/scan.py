@@ -76,12 +76,14 @@ def scan_source(
     for brand in brands:
         brand_report = SourceReport(brand=brand.id, source=source)
         report.reports.append(brand_report)
-        for spec in connector.specs(brand, settings):
+        specs = connector.specs(brand, settings)
+        cursors = store.get_cursors(brand.id, source, [s.key for s in specs]) if specs else {}
+        for spec in specs:
             if not ctx.time_left():
                 brand_report.complete = False
                 break
+            cursor = cursors[spec.key]
             try:
-                cursor = store.get_cursor(brand.id, source, spec.key)
                 for page in connector.pages(brand, spec, cursor, ctx):
                     result = store.store_mentions(page.mentions)
                     brand_report.pages += 1
@@ -90,18 +92,32 @@ def scan_source(
                     brand_report.duplicates += result.duplicates
                     brand_report.skipped += page.skipped
                     brand_report.not_matching += page.not_matching
-                    if page.position is not None:
+                    if page.position is not None and page.position != cursor.position:
                         cursor = store.save_cursor(cursor, page.position, now)
                 if not ctx.time_left():
                     brand_report.complete = False
             except SourceError as exc:
                 brand_report.errors.append(str(exc))
-                logger.warning("source query failed", extra={"brand": brand.id, "source": source, "query": spec.label, "error": str(exc)})
+                logger.warning(
+                    "source query failed",
+                    extra={"brand": brand.id, "source": source, "query": spec.label, "error": str(exc)},
+                )
             except ConflictError as exc:
                 # another run is scanning the same query; it owns the cursor now
-                logger.info("cursor moved by a concurrent run", extra={"brand": brand.id, "source": source, "error": str(exc)})
+                logger.info(
+                    "cursor moved by a concurrent run",
+                    extra={"brand": brand.id, "source": source, "error": str(exc)},
+                )
         store.record_run(
             brand.id, source, now, error="; ".join(brand_report.errors) or None, stats=brand_report.stats()
         )
-        logger.info("scanned", extra={"brand": brand.id, "source": source, **brand_report.stats(), "errors": len(brand_report.errors)})
+        logger.info(
+            "scanned",
+            extra={
+                "brand": brand.id,
+                "source": source,
+                **brand_report.stats(),
+                "errors": len(brand_report.errors),
+            },
+        )
     return report

@@ -48,7 +48,9 @@ class Settings:
             alert_link=get("ALERT_LINK"),
         )
         if settings.alert_topic_arn and not settings.alert_topic_arn.startswith("arn:"):
-            raise SettingsError(f"environment variable ALERT_TOPIC_ARN is not an ARN: {settings.alert_topic_arn!r}")
+            raise SettingsError(
+                f"environment variable ALERT_TOPIC_ARN is not an ARN: {settings.alert_topic_arn!r}"
+            )
         if settings.sender_email and not _EMAIL.match(settings.sender_email):
             raise SettingsError(
                 f"environment variable SENDER_EMAIL is not an email address: {settings.sender_email!r}"

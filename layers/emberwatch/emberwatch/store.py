@@ -23,7 +23,7 @@ from .models import Author, CountBucket, Cursor, Engagement, Incident, Mention, 
 TIME_SHARDS = 16
 TOP_PER_DAY = 10
 MAX_TRANSACTION_ITEMS = 100
-MENTIONS_PER_TRANSACTION = 40
+MENTIONS_PER_TRANSACTION = 50
 MAX_TEXT = 8000
 MAX_RAW_BYTES = 16000
 _ser = TypeSerializer()
@@ -77,6 +77,30 @@ class StoreResult:
     stored: int
     duplicates: int
     stored_ids: tuple[str, ...] = ()
+
+
+def _transaction_batches(mentions: list[Mention]) -> Iterator[list[Mention]]:
+    """Group mentions so a batch's puts and the counter and top-post items it touches fit one transaction."""
+    mentions.sort(key=lambda m: (m.brand, m.source, m.created_at))
+    batch: list[Mention] = []
+    touched: set[tuple[str, ...]] = set()
+    for mention in mentions:
+        created = mention.created_at.astimezone(UTC)
+        keys = {
+            ("5", mention.brand, mention.source, f"{bucket_start(created):%Y-%m-%dT%H:%M}"),
+            ("h", mention.brand, mention.source, f"{created:%Y-%m-%dT%H}"),
+            ("t", mention.brand, mention.source, f"{created:%Y-%m-%d}"),
+        }
+        if batch and (
+            len(batch) + 1 + len(touched | keys) > MAX_TRANSACTION_ITEMS
+            or len(batch) >= MENTIONS_PER_TRANSACTION
+        ):
+            yield batch
+            batch, touched = [], set()
+        batch.append(mention)
+        touched |= keys
+    if batch:
+        yield batch
 
 
 class ConflictError(RuntimeError):
@@ -141,7 +165,9 @@ class Store:
             native_id=item["native_id"],
             brand=item["brand"],
             query=item.get("query", ""),
-            author=Author(item.get("author_handle", ""), item.get("author_name"), item.get("author_followers")),
+            author=Author(
+                item.get("author_handle", ""), item.get("author_name"), item.get("author_followers")
+            ),
             text=item.get("text", ""),
             created_at=parse_iso(item["created_at"]),
             url=item.get("url", ""),
@@ -170,11 +196,9 @@ class Store:
         unique: dict[str, Mention] = {}
         for mention in mentions:
             unique.setdefault(mention.id, mention)
-        pending = list(unique.values())
         stored: list[str] = []
         duplicates = 0
-        for start in range(0, len(pending), MENTIONS_PER_TRANSACTION):
-            batch = pending[start : start + MENTIONS_PER_TRANSACTION]
+        for batch in _transaction_batches(list(unique.values())):
             written, dupes = self._store_batch(batch)
             stored.extend(written)
             duplicates += dupes
@@ -184,7 +208,7 @@ class Store:
         duplicates = 0
         attempt = 0
         while batch:
-            actions, count = self._batch_actions(batch)
+            actions, count = self._batch_actions(batch, self._read_tops(batch))
             try:
                 self.client.transact_write_items(TransactItems=actions)
                 return [m.id for m in batch], duplicates
@@ -192,18 +216,41 @@ class Store:
                 if exc.response["Error"]["Code"] != "TransactionCanceledException":
                     raise
                 reasons = exc.response.get("CancellationReasons") or []
-                failed = {i for i, r in enumerate(reasons[:count]) if r.get("Code") == "ConditionalCheckFailed"}
+                failed = {
+                    i for i, r in enumerate(reasons[:count]) if r.get("Code") == "ConditionalCheckFailed"
+                }
                 if failed:
                     duplicates += len(failed)
                     batch = [m for i, m in enumerate(batch) if i not in failed]
                     continue
+                # a top-posts item moved under us, a concurrent transaction, or throttling: re-read, retry
                 attempt += 1
                 if attempt >= 6:
                     raise
-                time.sleep(min(2.0, 0.05 * 2**attempt))  # conflict with a concurrent run, or throttled
+                time.sleep(min(2.0, 0.05 * 2**attempt))
         return [], duplicates
 
-    def _batch_actions(self, batch: list[Mention]) -> tuple[list[dict[str, Any]], int]:
+    def _read_tops(self, batch: list[Mention]) -> dict[tuple[str, str], tuple[list[list[Any]], int]]:
+        """Current top-posts lists (and versions) of the (brand-day, source) pairs a batch touches."""
+        keys = {(f"TOP#{m.brand}#{m.created_at.astimezone(UTC):%Y-%m-%d}", m.source) for m in batch}
+        found: dict[tuple[str, str], tuple[list[list[Any]], int]] = {k: ([], 0) for k in keys}
+        request: dict[str, Any] = {
+            self.table: {
+                "Keys": [serialize({"pk": pk, "sk": sk}) for pk, sk in sorted(keys)],
+                "ConsistentRead": True,
+            }
+        }
+        while request:
+            response = self.client.batch_get_item(RequestItems=request)
+            for raw in response.get("Responses", {}).get(self.table, []):
+                item = deserialize(raw)
+                found[(item["pk"], item["sk"])] = (item.get("top", []), item.get("version", 0))
+            request = response.get("UnprocessedKeys") or {}
+        return found
+
+    def _batch_actions(
+        self, batch: list[Mention], tops: dict[tuple[str, str], tuple[list[list[Any]], int]]
+    ) -> tuple[list[dict[str, Any]], int]:
         actions: list[dict[str, Any]] = [
             {
                 "Put": {
@@ -221,26 +268,65 @@ class Store:
             five[(m.brand, m.source, bucket_start(created))].append(m)
             hourly[(m.brand, m.source, created.replace(minute=0, second=0, microsecond=0))].append(m)
         for (brand, source, start), group in five.items():
-            actions.append(self._counter_update(f"C#{brand}#{start:%Y-%m-%d}", f"{start:%H:%M}#{source}", group, start, 35))
+            actions.append(
+                self._counter_update(
+                    f"C#{brand}#{start:%Y-%m-%d}", f"{start:%H:%M}#{source}", group, start, 35
+                )
+            )
         for (brand, source, start), group in hourly.items():
-            actions.append(self._counter_update(f"H#{brand}#{start:%Y-%m}", f"{start:%dT%H}#{source}", group, start, 400))
+            actions.append(
+                self._counter_update(f"H#{brand}#{start:%Y-%m}", f"{start:%dT%H}#{source}", group, start, 400)
+            )
+        for (pk, source), (entries, version) in tops.items():
+            day = pk.rsplit("#", 1)[1]
+            merged = {entry[2]: entry for entry in entries}
+            for m in batch:
+                if m.source == source and f"{m.created_at.astimezone(UTC):%Y-%m-%d}" == day:
+                    merged[m.id] = [m.engagement.total, utc_iso(m.created_at), m.id]
+            top = sorted(merged.values(), key=lambda e: (e[0], e[1]), reverse=True)[:TOP_PER_DAY]
+            if top == entries:
+                continue
+            actions.append(
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": serialize(
+                            {
+                                "pk": pk,
+                                "sk": source,
+                                "type": "top",
+                                "top": top,
+                                "version": version + 1,
+                                "expires_at": _epoch(parse_iso(f"{day}T00:00:00Z") + self.retention),
+                            }
+                        ),
+                        "ConditionExpression": "attribute_not_exists(pk) OR #v = :v",
+                        "ExpressionAttributeNames": {"#v": "version"},
+                        "ExpressionAttributeValues": serialize({":v": version}),
+                    }
+                }
+            )
         if len(actions) > MAX_TRANSACTION_ITEMS:
             raise ValueError("batch spans too many time buckets for one transaction")
         return actions, len(batch)
 
-    def _counter_update(self, pk: str, sk: str, group: list[Mention], start: datetime, ttl_days: int) -> dict[str, Any]:
+    def _counter_update(
+        self, pk: str, sk: str, group: list[Mention], start: datetime, ttl_days: int
+    ) -> dict[str, Any]:
         negative = sum(1 for m in group if m.sentiment == "negative")
+        rated = sum(1 for m in group if m.sentiment is not None)
         engagement = sum(m.engagement.total for m in group)
         return {
             "Update": {
                 "TableName": self.table,
                 "Key": serialize({"pk": pk, "sk": sk}),
-                "UpdateExpression": "ADD mentions :n, negative :neg, engagement :eng "
+                "UpdateExpression": "ADD mentions :n, negative :neg, rated :rated, engagement :eng "
                 "SET bucket_at = :bucket, expires_at = if_not_exists(expires_at, :ttl)",
                 "ExpressionAttributeValues": serialize(
                     {
                         ":n": len(group),
                         ":neg": negative,
+                        ":rated": rated,
                         ":eng": engagement,
                         ":bucket": utc_iso(start),
                         ":ttl": _epoch(start + timedelta(days=ttl_days)),
@@ -254,7 +340,9 @@ class Store:
         keys = [{"pk": f"M#{brand}#{i}", "sk": "M"} for i in dict.fromkeys(ids)]
         found: list[Mention] = []
         for start in range(0, len(keys), 100):
-            request: dict[str, Any] = {self.table: {"Keys": [serialize(k) for k in keys[start : start + 100]]}}
+            request: dict[str, Any] = {
+                self.table: {"Keys": [serialize(k) for k in keys[start : start + 100]]}
+            }
             while request:
                 response = self.client.batch_get_item(RequestItems=request)
                 items = response.get("Responses", {}).get(self.table, [])
@@ -262,6 +350,22 @@ class Store:
                 found.extend(self._mention_from(deserialize(i)) for i in items)
                 request = response.get("UnprocessedKeys") or {}
         return found
+
+    def top_mentions(self, brand: str, start: datetime, end: datetime, limit: int) -> list[Mention]:
+        """The most engaged mentions created in [start, end), from the per-day top-posts items."""
+        candidates: list[list[Any]] = []
+        day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        low, high = utc_iso(start), utc_iso(end)
+        while day < end:
+            for item in self._query(
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues=serialize({":pk": f"TOP#{brand}#{day:%Y-%m-%d}"}),
+            ):
+                candidates.extend(e for e in item.get("top", []) if low <= e[1] < high)
+            day += timedelta(days=1)
+        chosen = [e[2] for e in sorted(candidates, key=lambda e: (e[0], e[1]), reverse=True)[:limit]]
+        found = {m.id: m for m in self.get_mentions(brand, chosen)}
+        return [found[i] for i in chosen if i in found]
 
     def mentions_between(self, brand: str, start: datetime, end: datetime) -> Iterator[Mention]:
         """Mentions of a brand created in [start, end), hour by hour, through the sharded time index."""
@@ -315,7 +419,9 @@ class Store:
             following = (day + timedelta(days=32)).replace(day=1) if hourly else day + timedelta(days=1)
             low = start.strftime(sort_key) if start > day else ""
             high = (end - timedelta(seconds=1)).strftime(sort_key) + "~" if end < following else "~"
-            partitions.append((f"H#{brand}#{day:%Y-%m}" if hourly else f"C#{brand}#{day:%Y-%m-%d}", low, high))
+            partitions.append(
+                (f"H#{brand}#{day:%Y-%m}" if hourly else f"C#{brand}#{day:%Y-%m-%d}", low, high)
+            )
             day = following
         out: list[CountBucket] = []
         for pk, low, high in partitions:
@@ -334,6 +440,7 @@ class Store:
                             start=moment,
                             mentions=item.get("mentions", 0),
                             negative=item.get("negative", 0),
+                            rated=item.get("rated", 0),
                         )
                     )
         out.sort(key=lambda b: (b.start, b.source))
@@ -341,26 +448,33 @@ class Store:
 
     # ------------------------------------------------------------------ cursors
 
+    def get_cursors(self, brand: str, source: str, query_keys: list[str]) -> dict[str, Cursor]:
+        """Cursors of a source's queries in one consistent batch read (fresh ones where none is stored)."""
+        found: dict[str, Cursor] = {k: Cursor(brand=brand, source=source, query_key=k) for k in query_keys}
+        keys = [serialize({"pk": f"CUR#{brand}#{source}", "sk": k}) for k in dict.fromkeys(query_keys)]
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {
+                self.table: {"Keys": keys[start : start + 100], "ConsistentRead": True}
+            }
+            while request:
+                response = self.client.batch_get_item(RequestItems=request)
+                for raw in response.get("Responses", {}).get(self.table, []):
+                    self.items_read += 1
+                    data = deserialize(raw)
+                    found[data["sk"]] = Cursor(
+                        brand=brand,
+                        source=source,
+                        query_key=data["sk"],
+                        position=json.loads(data.get("position", "{}")),
+                        updated_at=parse_iso(data["updated_at"]) if data.get("updated_at") else None,
+                        version=data.get("version", 0),
+                    )
+                request = response.get("UnprocessedKeys") or {}
+        return found
+
     def get_cursor(self, brand: str, source: str, query_key: str) -> Cursor:
-        """The stored cursor, or a fresh one (version 0) when the query was never scanned."""
-        response = self.client.get_item(
-            TableName=self.table,
-            Key=serialize({"pk": f"CUR#{brand}#{source}", "sk": query_key}),
-            ConsistentRead=True,
-        )
-        item = response.get("Item")
-        if not item:
-            return Cursor(brand=brand, source=source, query_key=query_key)
-        self.items_read += 1
-        data = deserialize(item)
-        return Cursor(
-            brand=brand,
-            source=source,
-            query_key=query_key,
-            position=json.loads(data.get("position", "{}")),
-            updated_at=parse_iso(data["updated_at"]) if data.get("updated_at") else None,
-            version=data.get("version", 0),
-        )
+        """The stored cursor of one query, or a fresh one (version 0) when it was never scanned."""
+        return self.get_cursors(brand, source, [query_key])[query_key]
 
     def save_cursor(self, cursor: Cursor, position: dict[str, Any], now: datetime) -> Cursor:
         """Move a cursor, only if nobody moved it since it was read (optimistic version check)."""
@@ -378,12 +492,15 @@ class Store:
                         "version": new.version,
                     }
                 ),
-                ConditionExpression="attribute_not_exists(pk) OR version = :v",
+                ConditionExpression="attribute_not_exists(pk) OR #v = :v",
+                ExpressionAttributeNames={"#v": "version"},
                 ExpressionAttributeValues=serialize({":v": cursor.version}),
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise ConflictError(f"cursor {cursor.brand}/{cursor.source}/{cursor.query_key} moved by another run") from exc
+                raise ConflictError(
+                    f"cursor {cursor.brand}/{cursor.source}/{cursor.query_key} moved by another run"
+                ) from exc
             raise
         return new
 
@@ -441,7 +558,9 @@ class Store:
     def active_incident(self, brand: str, scope: str, rule: str) -> Incident | None:
         """The open incident for (brand, scope, rule), if there is one."""
         pointer = self.client.get_item(
-            TableName=self.table, Key=serialize({"pk": f"ACT#{brand}", "sk": f"{scope}#{rule}"}), ConsistentRead=True
+            TableName=self.table,
+            Key=serialize({"pk": f"ACT#{brand}", "sk": f"{scope}#{rule}"}),
+            ConsistentRead=True,
         ).get("Item")
         if not pointer:
             return None
@@ -465,7 +584,11 @@ class Store:
                         "Put": {
                             "TableName": self.table,
                             "Item": serialize(
-                                {"pk": f"ACT#{incident.brand}", "sk": f"{incident.scope}#{incident.rule}", "incident_sk": item["sk"]}
+                                {
+                                    "pk": f"ACT#{incident.brand}",
+                                    "sk": f"{incident.scope}#{incident.rule}",
+                                    "incident_sk": item["sk"],
+                                }
                             ),
                             "ConditionExpression": "attribute_not_exists(pk)",
                         }
@@ -481,7 +604,9 @@ class Store:
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "TransactionCanceledException":
-                raise ConflictError(f"an incident for {incident.brand}/{incident.scope}/{incident.rule} is already open") from exc
+                raise ConflictError(
+                    f"an incident for {incident.brand}/{incident.scope}/{incident.rule} is already open"
+                ) from exc
             raise
         return incident
 
@@ -493,7 +618,8 @@ class Store:
             "Put": {
                 "TableName": self.table,
                 "Item": serialize(self._incident_item(incident)),
-                "ConditionExpression": "version = :v",
+                "ConditionExpression": "#v = :v",
+                "ExpressionAttributeNames": {"#v": "version"},
                 "ExpressionAttributeValues": serialize({":v": expected_version}),
             }
         }
@@ -504,7 +630,9 @@ class Store:
                 {
                     "Delete": {
                         "TableName": self.table,
-                        "Key": serialize({"pk": f"ACT#{incident.brand}", "sk": f"{incident.scope}#{incident.rule}"}),
+                        "Key": serialize(
+                            {"pk": f"ACT#{incident.brand}", "sk": f"{incident.scope}#{incident.rule}"}
+                        ),
                     }
                 }
             )
@@ -587,11 +715,15 @@ class Store:
 
     # ------------------------------------------------------------------ source health
 
-    def record_run(self, brand: str, source: str, now: datetime, *, error: str | None, stats: dict[str, int]) -> None:
+    def record_run(
+        self, brand: str, source: str, now: datetime, *, error: str | None, stats: dict[str, int]
+    ) -> None:
         """Remember the outcome of a (brand, source) scan, for blind-spot checks and `status`."""
         values: dict[str, Any] = {":now": utc_iso(now), ":stats": json.dumps(stats, sort_keys=True)}
         if error is None:
-            expression = "SET last_run_at = :now, last_success_at = :now, last_stats = :stats, failures = :zero"
+            expression = (
+                "SET last_run_at = :now, last_success_at = :now, last_stats = :stats, failures = :zero"
+            )
             values[":zero"] = 0
         else:
             expression = (
@@ -610,5 +742,8 @@ class Store:
         """Last scan outcome per source for a brand."""
         return {
             item["sk"]: item
-            for item in self._query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues=serialize({":pk": f"RUN#{brand}"}))
+            for item in self._query(
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues=serialize({":pk": f"RUN#{brand}"}),
+            )
         }

@@ -76,5 +76,7 @@ def get_connector(source: str) -> Connector:
     try:
         module = importlib.import_module(CONNECTOR_MODULES[source])
     except KeyError:
-        raise ValueError(f"no connector for source {source!r} (available: {', '.join(CONNECTOR_MODULES)})") from None
+        raise ValueError(
+            f"no connector for source {source!r} (available: {', '.join(CONNECTOR_MODULES)})"
+        ) from None
     return module.CONNECTOR

@@ -99,8 +99,12 @@ class FeedConnector:
         if response.status_code == 304:
             return
         if response.status_code != 200:
-            raise SourceError(f"feed: HTTP {response.status_code} for {spec.label}", status=response.status_code)
-        parsed = feedparser.parse(response.content, response_headers={k.lower(): v for k, v in response.headers.items()})
+            raise SourceError(
+                f"feed: HTTP {response.status_code} for {spec.label}", status=response.status_code
+            )
+        parsed = feedparser.parse(
+            response.content, response_headers={k.lower(): v for k, v in response.headers.items()}
+        )
         if parsed.bozo and not parsed.entries:
             raise SourceError(f"feed: unreadable feed at {spec.label}: {parsed.get('bozo_exception')}")
         queries = []

@@ -47,7 +47,7 @@ def normalise(hit: dict[str, Any], brand: Brand, query: str) -> Mention:
     if isinstance(created_i, bool) or not isinstance(created_i, int):
         raise MalformedHit(f"created_at_i is not an integer in hit {object_id}")
     tags = hit.get("_tags") if isinstance(hit.get("_tags"), list) else []
-    is_comment = "comment" in tags or "comment_text" in hit and not hit.get("title")
+    is_comment = "comment" in tags or ("comment_text" in hit and not hit.get("title"))
     title = hit.get("title") if isinstance(hit.get("title"), str) else None
     body_html = hit.get("comment_text") if is_comment else hit.get("story_text")
     body = html_to_text(body_html if isinstance(body_html, str) else "")
@@ -69,7 +69,9 @@ def normalise(hit: dict[str, Any], brand: Brand, query: str) -> Mention:
         query=query,
         author=Author(handle=author, display_name=author),
         text=text,
-        title=html_to_text(hit.get("story_title")) if is_comment and isinstance(hit.get("story_title"), str) else title,
+        title=html_to_text(hit.get("story_title"))
+        if is_comment and isinstance(hit.get("story_title"), str)
+        else title,
         created_at=datetime.fromtimestamp(created_i, UTC),
         url=f"https://news.ycombinator.com/item?id={object_id}",
         engagement=Engagement(replies=number("num_comments"), score=number("points")),
@@ -91,7 +93,11 @@ class HackerNewsConnector:
                 logger.warning("skipping query for hackernews", extra={"brand": brand.id, "error": str(exc)})
                 continue
             for native in natives:
-                specs.append(QuerySpec(key=stable_key("hn", native), label=native, params={"query": query, "native": native}))
+                specs.append(
+                    QuerySpec(
+                        key=stable_key("hn", native), label=native, params={"query": query, "native": native}
+                    )
+                )
         return specs
 
     def pages(self, brand: Brand, spec: QuerySpec, cursor: Cursor, ctx: ScanContext) -> Iterator[Page]:
@@ -134,7 +140,9 @@ class HackerNewsConnector:
                 page_number += 1
 
     @staticmethod
-    def _fetch(base: str, spec: QuerySpec, since: int, upper: int | None, page: int, ctx: ScanContext) -> dict[str, Any]:
+    def _fetch(
+        base: str, spec: QuerySpec, since: int, upper: int | None, page: int, ctx: ScanContext
+    ) -> dict[str, Any]:
         filters = [f"created_at_i>={max(0, since - OVERLAP_SECONDS)}"]
         if upper is not None:
             filters.append(f"created_at_i<={upper}")
@@ -149,7 +157,9 @@ class HackerNewsConnector:
             },
         )
         if response.status_code != 200:
-            raise SourceError(f"hackernews: HTTP {response.status_code} for {spec.label!r}", status=response.status_code)
+            raise SourceError(
+                f"hackernews: HTTP {response.status_code} for {spec.label!r}", status=response.status_code
+            )
         try:
             body = response.json()
         except ValueError as exc:
@@ -161,7 +171,9 @@ class HackerNewsConnector:
         return body
 
     @staticmethod
-    def _page(hits: list[Any], brand: Brand, query: Query, recent: dict[str, int]) -> tuple[Page, int | None, int | None]:
+    def _page(
+        hits: list[Any], brand: Brand, query: Query, recent: dict[str, int]
+    ) -> tuple[Page, int | None, int | None]:
         page = Page(mentions=[], position=None, fetched=len(hits))
         oldest: int | None = None
         newest: int | None = None
@@ -170,7 +182,9 @@ class HackerNewsConnector:
                 mention = normalise(hit, brand, query.text)
             except MalformedHit as exc:
                 page.skipped += 1
-                logger.warning("skipped malformed hackernews hit", extra={"brand": brand.id, "reason": str(exc)})
+                logger.warning(
+                    "skipped malformed hackernews hit", extra={"brand": brand.id, "reason": str(exc)}
+                )
                 continue
             created = int(mention.created_at.timestamp())
             oldest = created if oldest is None else min(oldest, created)
