@@ -51,6 +51,12 @@ class Runtime:
         )
 
     @cached_property
+    def credentials(self) -> Any:
+        from .credentials import SecretCredentials
+
+        return SecretCredentials(self.settings.credentials_secret)
+
+    @cached_property
     def http_session(self) -> Any:
         from .http import new_session
 
@@ -77,6 +83,7 @@ class Runtime:
             config=self.config,
             store=self.store,
             http=http,
+            credentials=self.credentials,
             brand_id=event.detail.get("brand"),
         )
         fetched = sum(r.fetched for r in report.reports)
@@ -93,6 +100,7 @@ class Runtime:
                 r.brand: {**r.stats(), "errors": r.errors, "complete": r.complete} for r in report.reports
             },
             "requests": http.requests_made,
+            "paused_until": report.paused_until.isoformat() if report.paused_until else None,
         }
 
     def detect(self, event: ScheduledEvent) -> dict[str, Any]:

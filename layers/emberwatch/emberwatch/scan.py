@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .config import AppConfig, Brand
 from .http import HttpClient, SourceError
-from .sources import ScanContext, get_connector
+from .sources import Credentials, ScanContext, get_connector
 from .store import ConflictError, Store
 
 logger = logging.getLogger(__name__)
@@ -40,11 +40,15 @@ class SourceReport:
         }
 
 
+PAUSE_THRESHOLD = timedelta(minutes=2)  # a rate-limit wait longer than this is kept for later runs
+
+
 @dataclass
 class ScanReport:
     source: str
     now: datetime
     reports: list[SourceReport] = field(default_factory=list)
+    paused_until: datetime | None = None
 
     @property
     def stored(self) -> int:
@@ -62,6 +66,7 @@ def scan_source(
     config: AppConfig,
     store: Store,
     http: HttpClient,
+    credentials: Credentials | None = None,
     brand_id: str | None = None,
 ) -> ScanReport:
     """Scan one source for every brand (or one); a failing brand or query never stops the others."""
@@ -70,9 +75,14 @@ def scan_source(
     if not settings.enabled:
         logger.info("source disabled in configuration", extra={"source": source})
         return report
+    paused = store.paused_until(source)
+    if paused and paused > now:
+        report.paused_until = paused
+        logger.info("source paused by its rate limit", extra={"source": source, "until": paused.isoformat()})
+        return report
     connector = get_connector(source)
     brands: tuple[Brand, ...] = config.brands if brand_id is None else (config.brand(brand_id),)
-    ctx = ScanContext(http=http, now=now, settings=settings)
+    ctx = ScanContext(http=http, now=now, settings=settings, credentials=credentials, tokens=store)
     for brand in brands:
         brand_report = SourceReport(brand=brand.id, source=source)
         report.reports.append(brand_report)
@@ -120,4 +130,6 @@ def scan_source(
                 "errors": len(brand_report.errors),
             },
         )
+        if report.paused_until:
+            break  # the quota is per app: the other brands would be refused too
     return report

@@ -747,3 +747,54 @@ class Store:
                 ExpressionAttributeValues=serialize({":pk": f"RUN#{brand}"}),
             )
         }
+
+    # ------------------------------------------------------------------ tokens and pauses
+
+    def get_token(self, source: str, account: str) -> dict[str, Any] | None:
+        """A stored session token, unless expired (moto never applies TTL, so the expiry is checked here)."""
+        item = self.client.get_item(
+            TableName=self.table, Key=serialize({"pk": f"TOKEN#{source}", "sk": account}), ConsistentRead=True
+        ).get("Item")
+        if not item:
+            return None
+        data = deserialize(item)
+        if data.get("expires_at", 0) <= time.time():
+            return None
+        return json.loads(data["token"])
+
+    def put_token(self, source: str, account: str, token: dict[str, Any], expires_at: datetime) -> None:
+        """Keep a session token for later runs until `expires_at`."""
+        self.client.put_item(
+            TableName=self.table,
+            Item=serialize(
+                {
+                    "pk": f"TOKEN#{source}",
+                    "sk": account,
+                    "type": "token",
+                    "token": json.dumps(token),
+                    "expires_at": _epoch(expires_at),
+                }
+            ),
+        )
+
+    def paused_until(self, source: str) -> datetime | None:
+        """When a source asked us to stay away until (a rate-limit reset beyond one run), if it did."""
+        item = self.client.get_item(TableName=self.table, Key=serialize({"pk": "PAUSE", "sk": source})).get(
+            "Item"
+        )
+        return parse_iso(deserialize(item)["until"]) if item else None
+
+    def pause(self, source: str, until: datetime, reason: str) -> None:
+        self.client.put_item(
+            TableName=self.table,
+            Item=serialize(
+                {
+                    "pk": "PAUSE",
+                    "sk": source,
+                    "type": "pause",
+                    "until": utc_iso(until),
+                    "reason": reason[:500],
+                    "expires_at": _epoch(until + timedelta(days=1)),
+                }
+            ),
+        )

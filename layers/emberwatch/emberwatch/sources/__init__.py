@@ -8,18 +8,27 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from ..config import Brand, SourceSettings
-from ..http import HttpClient
+from ..http import HttpClient, SourceError
 from ..models import Cursor, Mention
+from ..query import Query, QueryError, parse_query
 
 CONNECTOR_MODULES = {
+    "x": "emberwatch.sources.x",
+    "facebook": "emberwatch.sources.facebook",
+    "reddit": "emberwatch.sources.reddit",
     "hackernews": "emberwatch.sources.hackernews",
+    "mastodon": "emberwatch.sources.mastodon",
+    "bluesky": "emberwatch.sources.bluesky",
+    "youtube": "emberwatch.sources.youtube",
+    "stackexchange": "emberwatch.sources.stackexchange",
     "feed": "emberwatch.sources.feed",
 }
 
@@ -36,6 +45,14 @@ class QuerySpec:
 
 
 @dataclass(slots=True)
+class Parsed:
+    """What one raw response body yields: mentions, and the items skipped with the reason for each."""
+
+    mentions: list[Mention] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class Page:
     """A page of normalised mentions and the cursor position that is safe once they are stored."""
 
@@ -46,24 +63,105 @@ class Page:
     not_matching: int = 0
 
 
+class CredentialsError(RuntimeError):
+    """A source's credentials are missing from the secret; the message names the key, never a value."""
+
+
+class Credentials(Protocol):
+    def for_source(self, source: str) -> dict[str, Any]: ...
+
+
+class TokenStore(Protocol):
+    """Where short-lived session tokens live between runs (Bluesky sessions, Reddit OAuth tokens)."""
+
+    def get_token(self, source: str, account: str) -> dict[str, Any] | None: ...
+
+    def put_token(self, source: str, account: str, token: dict[str, Any], expires_at: datetime) -> None: ...
+
+
 @dataclass
 class ScanContext:
-    """What a connector needs from the run: HTTP, the clock, the deadline and its settings."""
+    """What a connector needs from the run: HTTP, the clock, the deadline, its settings and secrets."""
 
     http: HttpClient
     now: datetime
     settings: SourceSettings
+    credentials: Credentials | None = None
+    tokens: TokenStore | None = None
 
     def time_left(self) -> bool:
         return self.http.monotonic() < self.http.deadline
 
+    def secret(self, *required: str) -> dict[str, Any]:
+        """This source's credentials; CredentialsError names any required key that is missing."""
+        values = self.credentials.for_source(self.settings.name) if self.credentials else {}
+        missing = [key for key in required if not values.get(key)]
+        if missing:
+            raise CredentialsError(
+                f"{self.settings.name}: the credentials secret has no {', '.join(missing)} "
+                f"under key {self.settings.name!r}"
+            )
+        return values
+
 
 class Connector(Protocol):
+    """One source. `parse` is pure (the CLI's `emberwatch parse` uses it); `pages` does the I/O."""
+
     name: str
 
     def specs(self, brand: Brand, settings: SourceSettings) -> list[QuerySpec]: ...
 
     def pages(self, brand: Brand, spec: QuerySpec, cursor: Cursor, ctx: ScanContext) -> Iterator[Page]: ...
+
+    def parse(self, body: bytes, brand: Brand, query: str) -> Parsed: ...
+
+
+def json_body(body: bytes | str, source: str) -> Any:
+    """Decode a raw response body as JSON; SourceError says what came instead."""
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError:
+        raise SourceError(f"{source}: response body is not valid UTF-8") from None
+    except ValueError:
+        start = body[:40] if isinstance(body, str) else body[:40].decode("utf-8", "replace")
+        what = "an HTML page" if start.lstrip().lower().startswith(("<!doctype", "<html")) else "not JSON"
+        raise SourceError(f"{source}: response body is {what}") from None
+
+
+def select(
+    parsed: Parsed, fetched: int, queries: list[Query], seen: Container[str] = (), *, source: str, brand: str
+) -> Page:
+    """Keep the parsed mentions not seen before that match one of the brand's queries (recorded on each)."""
+    page = Page(mentions=[], position=None, fetched=fetched, skipped=len(parsed.skipped))
+    for reason in parsed.skipped:
+        logger.warning("skipped malformed item", extra={"source": source, "brand": brand, "reason": reason})
+    for mention in parsed.mentions:
+        if mention.id in seen:
+            continue
+        haystack = (
+            f"{mention.title}\n{mention.text}"
+            if mention.title and mention.title not in mention.text
+            else mention.text
+        )
+        matched = next((q for q in queries if q.matches(haystack, mention.language)), None)
+        if matched is None:
+            page.not_matching += 1
+            continue
+        page.mentions.append(
+            mention if mention.query == matched.text else mention.with_enrichment(query=matched.text)
+        )
+    return page
+
+
+def brand_queries(brand: Brand) -> list[Query]:
+    """The brand's parsed queries; an invalid one is logged and left out (config validation names it)."""
+    queries = []
+    for text in brand.queries:
+        try:
+            queries.append(parse_query(text))
+        except QueryError as exc:
+            logger.warning("skipping invalid query", extra={"brand": brand.id, "error": str(exc)})
+    return queries
 
 
 def stable_key(prefix: str, text: str) -> str:

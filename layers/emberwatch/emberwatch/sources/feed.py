@@ -18,9 +18,8 @@ from urllib.parse import parse_qs, urlparse
 from ..config import Brand, SourceSettings
 from ..http import SourceError
 from ..models import Author, Cursor, Mention
-from ..query import QueryError, parse_query
 from ..text import html_to_text
-from . import Page, QuerySpec, ScanContext, stable_key
+from . import Page, Parsed, QuerySpec, ScanContext, brand_queries, select, stable_key
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +86,6 @@ class FeedConnector:
         return [QuerySpec(key=stable_key("feed", url), label=url, params={"url": url}) for url in brand.feeds]
 
     def pages(self, brand: Brand, spec: QuerySpec, cursor: Cursor, ctx: ScanContext) -> Iterator[Page]:
-        import feedparser  # only scans of feeds pay for this import
-
         position = cursor.position
         headers = {"Accept": "application/atom+xml, application/rss+xml, application/xml;q=0.9, */*;q=0.5"}
         if position.get("etag"):
@@ -102,44 +99,33 @@ class FeedConnector:
             raise SourceError(
                 f"feed: HTTP {response.status_code} for {spec.label}", status=response.status_code
             )
-        parsed = feedparser.parse(
-            response.content, response_headers={k.lower(): v for k, v in response.headers.items()}
-        )
-        if parsed.bozo and not parsed.entries:
-            raise SourceError(f"feed: unreadable feed at {spec.label}: {parsed.get('bozo_exception')}")
-        queries = []
-        for text in brand.queries:
-            try:
-                queries.append(parse_query(text))
-            except QueryError as exc:
-                logger.warning("skipping invalid query", extra={"brand": brand.id, "error": str(exc)})
+        parsed = self.parse(response.content, brand, "")
         seen = list(position.get("seen", []))
-        seen_set = set(seen)
-        feed_title = html_to_text(parsed.feed.get("title") or "") or None
-        page = Page(mentions=[], position=None, fetched=len(parsed.entries))
-        for entry in parsed.entries:
-            try:
-                mention = normalise(entry, brand, "", feed_title)
-            except MalformedEntry as exc:
-                page.skipped += 1
-                logger.warning("skipped malformed feed entry", extra={"brand": brand.id, "reason": str(exc)})
-                continue
-            if mention.id in seen_set:
-                continue
-            seen_set.add(mention.id)
-            seen.insert(0, mention.id)
-            haystack = f"{mention.title or ''}\n{mention.text}"
-            matched = next((q for q in queries if q.matches(haystack, mention.language)), None)
-            if matched is None:
-                page.not_matching += 1
-                continue
-            page.mentions.append(mention.with_enrichment(query=matched.text))
+        fetched = len(parsed.mentions) + len(parsed.skipped)
+        page = select(parsed, fetched, brand_queries(brand), set(seen), source="feed", brand=brand.id)
+        fresh = [m.id for m in parsed.mentions if m.id not in seen]
         page.position = {
             "etag": response.headers.get("ETag"),
             "modified": response.headers.get("Last-Modified"),
-            "seen": seen[:SEEN_IDS],
+            "seen": list(dict.fromkeys(fresh + seen))[:SEEN_IDS],
         }
         yield page
+
+    def parse(self, body: bytes, brand: Brand, query: str) -> Parsed:
+        """The entries of one RSS/Atom document as mentions."""
+        import feedparser  # only scans of feeds pay for this import
+
+        document = feedparser.parse(body)
+        if document.bozo and not document.entries:
+            raise SourceError(f"feed: unreadable feed: {type(document.get('bozo_exception')).__name__}")
+        feed_title = html_to_text(document.feed.get("title") or "") or None
+        parsed = Parsed()
+        for entry in document.entries:
+            try:
+                parsed.mentions.append(normalise(entry, brand, query, feed_title))
+            except MalformedEntry as exc:
+                parsed.skipped.append(str(exc))
+        return parsed
 
 
 CONNECTOR = FeedConnector()

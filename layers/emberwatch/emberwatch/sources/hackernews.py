@@ -20,7 +20,7 @@ from ..http import SourceError
 from ..models import Author, Cursor, Engagement, Mention
 from ..query import Query, QueryError, parse_query
 from ..text import html_to_text
-from . import Page, QuerySpec, ScanContext, stable_key
+from . import Page, Parsed, QuerySpec, ScanContext, json_body, select, stable_key
 
 logger = logging.getLogger(__name__)
 
@@ -69,15 +69,19 @@ def normalise(hit: dict[str, Any], brand: Brand, query: str) -> Mention:
         query=query,
         author=Author(handle=author, display_name=author),
         text=text,
-        title=html_to_text(hit.get("story_title"))
-        if is_comment and isinstance(hit.get("story_title"), str)
-        else title,
+        title=None if is_comment else html_to_text(title),
         created_at=datetime.fromtimestamp(created_i, UTC),
         url=f"https://news.ycombinator.com/item?id={object_id}",
         engagement=Engagement(replies=number("num_comments"), score=number("points")),
         parent_id=f"hackernews:{parent_id}" if isinstance(parent_id, int) else None,
         conversation_id=f"hackernews:{story_id}" if isinstance(story_id, int) else None,
-        raw={"kind": "comment" if is_comment else "story", "link": hit.get("url") or hit.get("story_url")},
+        raw={
+            "kind": "comment" if is_comment else "story",
+            "link": hit.get("url") or hit.get("story_url"),
+            "story_title": html_to_text(hit["story_title"])
+            if isinstance(hit.get("story_title"), str)
+            else None,
+        },
     )
 
 
@@ -139,6 +143,10 @@ class HackerNewsConnector:
             else:
                 page_number += 1
 
+    def parse(self, body: bytes, brand: Brand, query: str) -> Parsed:
+        """The mentions in one raw `search_by_date` response body."""
+        return parse_hits(check_body(json_body(body, "hackernews"))["hits"], brand, query)
+
     @staticmethod
     def _fetch(
         base: str, spec: QuerySpec, since: int, upper: int | None, page: int, ctx: ScanContext
@@ -160,43 +168,37 @@ class HackerNewsConnector:
             raise SourceError(
                 f"hackernews: HTTP {response.status_code} for {spec.label!r}", status=response.status_code
             )
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise SourceError(f"hackernews: response is not JSON ({exc})") from exc
-        if not isinstance(body, dict) or not isinstance(body.get("hits"), list):
-            raise SourceError("hackernews: response has no 'hits' list")
-        if isinstance(body.get("nbPages"), bool) or not isinstance(body.get("nbPages"), int):
-            raise SourceError("hackernews: response has no integer 'nbPages'")
-        return body
+        return check_body(json_body(response.content, "hackernews"))
 
     @staticmethod
     def _page(
         hits: list[Any], brand: Brand, query: Query, recent: dict[str, int]
     ) -> tuple[Page, int | None, int | None]:
-        page = Page(mentions=[], position=None, fetched=len(hits))
-        oldest: int | None = None
-        newest: int | None = None
-        for hit in hits:
-            try:
-                mention = normalise(hit, brand, query.text)
-            except MalformedHit as exc:
-                page.skipped += 1
-                logger.warning(
-                    "skipped malformed hackernews hit", extra={"brand": brand.id, "reason": str(exc)}
-                )
-                continue
-            created = int(mention.created_at.timestamp())
-            oldest = created if oldest is None else min(oldest, created)
-            newest = created if newest is None else max(newest, created)
-            if mention.id in recent:
-                continue
-            recent[mention.id] = created
-            if not query.matches(f"{mention.title or ''}\n{mention.text}", mention.language):
-                page.not_matching += 1
-                continue
-            page.mentions.append(mention)
-        return page, oldest, newest
+        parsed = parse_hits(hits, brand, query.text)
+        stamps = [int(m.created_at.timestamp()) for m in parsed.mentions]
+        page = select(parsed, len(hits), [query], recent, source="hackernews", brand=brand.id)
+        for mention, created in zip(parsed.mentions, stamps, strict=True):
+            recent.setdefault(mention.id, created)
+        return page, min(stamps, default=None), max(stamps, default=None)
+
+
+def check_body(body: Any) -> dict[str, Any]:
+    """The response must be an object with a `hits` list and an integer `nbPages`."""
+    if not isinstance(body, dict) or not isinstance(body.get("hits"), list):
+        raise SourceError("hackernews: response has no 'hits' list")
+    if isinstance(body.get("nbPages"), bool) or not isinstance(body.get("nbPages"), int):
+        raise SourceError("hackernews: response has no integer 'nbPages'")
+    return body
+
+
+def parse_hits(hits: list[Any], brand: Brand, query: str) -> Parsed:
+    parsed = Parsed()
+    for hit in hits:
+        try:
+            parsed.mentions.append(normalise(hit, brand, query))
+        except MalformedHit as exc:
+            parsed.skipped.append(str(exc))
+    return parsed
 
 
 def _prune(recent: dict[str, int], since: int) -> dict[str, int]:
