@@ -16,6 +16,12 @@ _BRAND_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
+_HASHTAG = re.compile(r"^\w{1,100}$")
+_SUBREDDIT = re.compile(r"^[A-Za-z0-9_]{2,21}$")
+_CHANNEL = re.compile(r"^UC[A-Za-z0-9_-]{22}$")
+_PAGE_ID = re.compile(r"^\d{5,20}$")
+
+
 class ConfigError(ValueError):
     """The configuration is invalid; the message names the file and the field."""
 
@@ -27,6 +33,10 @@ class Brand:
     queries: tuple[str, ...]
     feeds: tuple[str, ...] = ()
     languages: tuple[str, ...] = ()
+    hashtags: tuple[str, ...] = ()  # Mastodon tag timelines (no credentials needed), without '#'
+    subreddits: tuple[str, ...] = ()  # Reddit: also read these subreddits' newest comments
+    youtube_channels: tuple[str, ...] = ()  # YouTube channel ids whose comment threads are read
+    facebook_pages: tuple[str, ...] = ()  # Facebook Page ids the brand manages
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +162,16 @@ class _Reader:
         return kind(value)
 
 
+def _identifiers(
+    reader: _Reader, item: dict[str, Any], key: str, path: str, pattern: re.Pattern[str], what: str
+) -> tuple[str, ...]:
+    values = reader.strings(item, key, path)
+    for index, value in enumerate(values):
+        if not pattern.match(value):
+            reader.error(f"{path}.{key}[{index}]", f"must be {what}, got {value!r}")
+    return values
+
+
 def parse_config(text: str, origin: str = "config") -> AppConfig:
     """Parse and validate configuration YAML; raise ConfigError listing every problem."""
     try:
@@ -170,7 +190,21 @@ def parse_config(text: str, origin: str = "config") -> AppConfig:
     for index, raw in enumerate(raw_brands):
         path = f"brands[{index}]"
         item = reader.mapping(raw, path)
-        reader.unknown(item, {"id", "name", "queries", "feeds", "languages"}, path)
+        reader.unknown(
+            item,
+            {
+                "id",
+                "name",
+                "queries",
+                "feeds",
+                "languages",
+                "hashtags",
+                "subreddits",
+                "youtube_channels",
+                "facebook_pages",
+            },
+            path,
+        )
         brand_id = reader.string(item, "id", path, required=True)
         if brand_id and not _BRAND_ID.match(brand_id):
             reader.error(f"{path}.id", "must be lowercase letters, digits and dashes (at most 40)")
@@ -187,6 +221,18 @@ def parse_config(text: str, origin: str = "config") -> AppConfig:
                 queries=reader.strings(item, "queries", path, required=True),
                 feeds=feeds,
                 languages=reader.strings(item, "languages", path),
+                hashtags=_identifiers(
+                    reader, item, "hashtags", path, _HASHTAG, "letters, digits and _ (no '#')"
+                ),
+                subreddits=_identifiers(
+                    reader, item, "subreddits", path, _SUBREDDIT, "a subreddit name without r/"
+                ),
+                youtube_channels=_identifiers(
+                    reader, item, "youtube_channels", path, _CHANNEL, "a channel id (UC...)"
+                ),
+                facebook_pages=_identifiers(
+                    reader, item, "facebook_pages", path, _PAGE_ID, "a numeric Page id"
+                ),
             )
         )
 
