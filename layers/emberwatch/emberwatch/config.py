@@ -11,7 +11,9 @@ import yaml
 
 from .models import SOURCES
 
-IMPLEMENTED_SOURCES = ("hackernews", "feed")
+# Sources that need no credentials are on unless the configuration turns them off; the others
+# run only when `sources.<name>.enabled: true` says their credentials are in the secret.
+DEFAULT_ENABLED = frozenset({"hackernews", "feed", "stackexchange", "mastodon"})
 _BRAND_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -94,6 +96,7 @@ class _Reader:
         self.errors: list[str] = []
 
     def error(self, path: str, message: str) -> None:
+        path = path.removeprefix("(top level).").lstrip(".")
         self.errors.append(f"{self.origin}: {path}: {message}")
 
     def mapping(self, value: Any, path: str) -> dict[str, Any]:
@@ -172,6 +175,19 @@ def _identifiers(
     return values
 
 
+def _queries(reader: _Reader, item: dict[str, Any], path: str) -> tuple[str, ...]:
+    """The brand's watch terms, each parsed now so a typo fails validation instead of a scan."""
+    from .query import QueryError, parse_query
+
+    values = reader.strings(item, "queries", path, required=True)
+    for index, text in enumerate(values):
+        try:
+            parse_query(text).branches()
+        except QueryError as exc:
+            reader.error(f"{path}.queries[{index}]", str(exc))
+    return values
+
+
 def parse_config(text: str, origin: str = "config") -> AppConfig:
     """Parse and validate configuration YAML; raise ConfigError listing every problem."""
     try:
@@ -218,7 +234,7 @@ def parse_config(text: str, origin: str = "config") -> AppConfig:
             Brand(
                 id=brand_id or "",
                 name=reader.string(item, "name", path) or brand_id or "",
-                queries=reader.strings(item, "queries", path, required=True),
+                queries=_queries(reader, item, path),
                 feeds=feeds,
                 languages=reader.strings(item, "languages", path),
                 hashtags=_identifiers(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,25 +29,32 @@ class Period:
     zone: str
 
     @property
+    def days(self) -> int:
+        return 7 if self.kind == "weekly" else 1
+
+    @property
     def previous(self) -> Period:
-        span = self.end - self.start
-        return Period(self.kind, self.start - span, self.start, self.zone)
+        """The same local span just before (local days: a 23- or 25-hour day stays one day)."""
+        return Period(self.kind, _local_days_before(self.start, self.days, self.zone), self.start, self.zone)
 
     @property
     def key(self) -> str:
         return f"{self.kind}#{utc_iso(self.start)}"
 
 
+def _local_days_before(moment: datetime, days: int, zone: str) -> datetime:
+    """The UTC instant of the local wall-clock time `days` days before `moment` in `zone`."""
+    tz = ZoneInfo(zone)
+    local = moment.astimezone(tz).replace(tzinfo=None) - timedelta(days=days)
+    return local.replace(tzinfo=tz).astimezone(UTC)
+
+
 def period_ending(now: datetime, kind: str, zone: str) -> Period:
     """The last complete local day (or the 7 local days) before `now` in the recipient's zone."""
     tz = ZoneInfo(zone)
-    local_midnight = now.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
-    days = 7 if kind == "weekly" else 1
-    start_local = local_midnight - timedelta(days=days)
-    # rebuild through the zone so a DST change inside the period lands on real midnights
-    start = start_local.replace(tzinfo=None).replace(tzinfo=tz)
-    end = local_midnight.replace(tzinfo=None).replace(tzinfo=tz)
-    return Period(kind, start.astimezone(UTC), end.astimezone(UTC), zone)
+    local_midnight = now.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+    end = local_midnight.replace(tzinfo=tz).astimezone(UTC)
+    return Period(kind, _local_days_before(end, 7 if kind == "weekly" else 1, zone), end, zone)
 
 
 def _change(now: int, before: int) -> float | None:
@@ -54,31 +62,33 @@ def _change(now: int, before: int) -> float | None:
 
 
 def _timeline(buckets: list[CountBucket], period: Period) -> list[dict[str, Any]]:
+    """Hourly bars for a day, one bar per local day for a week (DST days included)."""
     tz = ZoneInfo(period.zone)
-    step = timedelta(hours=1) if period.kind == "daily" else timedelta(days=1)
-    slots: list[dict[str, Any]] = []
+    starts: list[datetime] = []
     cursor = period.start
     while cursor < period.end:
-        local = cursor.astimezone(tz)
-        slots.append(
-            {
-                "start": cursor,
-                "label": local.strftime("%H:00") if period.kind == "daily" else local.strftime("%a %d"),
-                "mentions": 0,
-                "negative": 0,
-            }
-        )
-        cursor += step
+        starts.append(cursor)
+        if period.kind == "daily":
+            cursor += timedelta(hours=1)
+        else:
+            cursor = _local_days_before(cursor, -1, period.zone)
+    slots: list[dict[str, Any]] = [
+        {
+            "label": start.astimezone(tz).strftime("%H:00" if period.kind == "daily" else "%a %d"),
+            "mentions": 0,
+            "negative": 0,
+        }
+        for start in starts
+    ]
     for bucket in buckets:
-        index = int((bucket.start - period.start) / step)
-        if 0 <= index < len(slots):
+        index = bisect_right(starts, bucket.start) - 1
+        if 0 <= index < len(slots) and bucket.start < period.end:
             slots[index]["mentions"] += bucket.mentions
             slots[index]["negative"] += bucket.negative
     peak = max((s["mentions"] for s in slots), default=0) or 1
     for slot in slots:
         slot["bar"] = slot["mentions"] / peak
         slot["negative_bar"] = slot["negative"] / peak
-        del slot["start"]
     return slots
 
 

@@ -23,7 +23,7 @@ from .models import Author, CountBucket, Cursor, Engagement, Incident, Mention, 
 TIME_SHARDS = 16
 TOP_PER_DAY = 10
 MAX_TRANSACTION_ITEMS = 100
-MENTIONS_PER_TRANSACTION = 50
+MENTIONS_PER_TRANSACTION = 90
 MAX_TEXT = 8000
 MAX_RAW_BYTES = 16000
 _ser = TypeSerializer()
@@ -119,6 +119,9 @@ class Store:
         self.client = client
         self.retention = timedelta(days=retention_days)
         self.items_read = 0  # items returned by reads: lets benchmarks and tests see read cost
+        # top-posts lists this Store wrote last, with their versions: a run storing page after page
+        # does not re-read them; a concurrent writer makes the conditional put fail and they are re-read
+        self._tops: dict[tuple[str, str], tuple[list[list[Any]], int]] = {}
 
     # ------------------------------------------------------------------ mentions
 
@@ -208,9 +211,15 @@ class Store:
         duplicates = 0
         attempt = 0
         while batch:
-            actions, count = self._batch_actions(batch, self._read_tops(batch))
+            tops = self._read_tops(batch)
+            actions, count = self._batch_actions(batch, tops)
             try:
                 self.client.transact_write_items(TransactItems=actions)
+                for action in actions[count:]:
+                    item = action.get("Put", {}).get("Item")
+                    if item and item["type"]["S"] == "top":
+                        written = deserialize(item)
+                        self._tops[(written["pk"], written["sk"])] = (written["top"], written["version"])
                 return [m.id for m in batch], duplicates
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "TransactionCanceledException":
@@ -224,6 +233,7 @@ class Store:
                     batch = [m for i, m in enumerate(batch) if i not in failed]
                     continue
                 # a top-posts item moved under us, a concurrent transaction, or throttling: re-read, retry
+                self._tops.clear()
                 attempt += 1
                 if attempt >= 6:
                     raise
@@ -233,7 +243,11 @@ class Store:
     def _read_tops(self, batch: list[Mention]) -> dict[tuple[str, str], tuple[list[list[Any]], int]]:
         """Current top-posts lists (and versions) of the (brand-day, source) pairs a batch touches."""
         keys = {(f"TOP#{m.brand}#{m.created_at.astimezone(UTC):%Y-%m-%d}", m.source) for m in batch}
-        found: dict[tuple[str, str], tuple[list[list[Any]], int]] = {k: ([], 0) for k in keys}
+        found = {k: self._tops[k] for k in keys if k in self._tops}
+        keys -= set(found)
+        if not keys:
+            return found
+        found.update({k: ([], 0) for k in keys})
         request: dict[str, Any] = {
             self.table: {
                 "Keys": [serialize({"pk": pk, "sk": sk}) for pk, sk in sorted(keys)],

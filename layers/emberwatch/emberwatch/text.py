@@ -21,13 +21,26 @@ class _TextExtractor(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _SKIP_TAGS:
             self._skipping += 1
+        elif tag == "br":
+            self.parts.append("\n")
+        elif tag == "p":
+            # Hacker News separates paragraphs with bare <p> tags, never closed
+            self.parts.append("\n\n")
         elif tag in _BLOCK_TAGS:
             self.parts.append("\n")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        # <br/> is one line break, not an opening and a closing tag
+        self.handle_starttag(tag, attrs)
+        if tag in _SKIP_TAGS:
+            self._skipping = max(0, self._skipping - 1)
 
     def handle_endtag(self, tag: str) -> None:
         if tag in _SKIP_TAGS:
             self._skipping = max(0, self._skipping - 1)
-        elif tag in _BLOCK_TAGS:
+        elif tag == "p":
+            self.parts.append("\n\n")
+        elif tag in _BLOCK_TAGS and tag != "br":
             self.parts.append("\n")
 
     def handle_data(self, data: str) -> None:
