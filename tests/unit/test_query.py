@@ -263,3 +263,17 @@ def test_query_error_is_a_value_error():
 
 def test_parse_query_keeps_the_source_text():
     assert parse_query("acme  -stock").text == "acme  -stock"
+
+
+def test_possessives_compounds_and_addresses_contain_the_word():
+    # Given a one-word watch term
+    query = parse_query("acme")
+    # Then it is found inside possessives, hyphenated compounds and email addresses
+    for text in ("Acme's outage", "Acme’s outage", "an acme-based shop", "write to hi@acme.com"):
+        assert query.matches(text), text
+    # but not inside a longer word
+    assert not query.matches("acmeville is nice")
+
+
+def test_a_phrase_survives_a_possessive():
+    assert parse_query('"acme widgets"').matches("Acme's widgets broke again")

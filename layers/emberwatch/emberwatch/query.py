@@ -19,6 +19,9 @@ from functools import lru_cache
 _TOKEN = re.compile(r'\s*(?:(\()|(\))|(-?)"([^"]*)"|(-?)([^\s()"]+))')
 _WORD = re.compile(r"[\w@#$'’.+-]+", re.UNICODE)
 MAX_BRANCHES = 8
+_JOINERS = re.compile(r"['’.@+-]")
+_POSSESSIVE = re.compile(r"['’]")
+_SPLIT = re.compile(r"[.@+-]")
 
 
 class QueryError(ValueError):
@@ -75,22 +78,33 @@ class Or:
 Node = Term | Lang | Not | And | Or
 
 
-def tokenize_text(text: str) -> tuple[str, ...]:
-    """Lower-cased words of a post, with surrounding punctuation trimmed."""
+def tokenize_text(text: str, *, expand: bool = True) -> tuple[str, ...]:
+    """Lower-cased words of a post, with surrounding punctuation trimmed.
+
+    With `expand`, a compound word also yields its parts, so `acme` matches "Acme's",
+    "acme-based", "@acme" and "support@acme.com" (a possessive 's is dropped, not a word).
+    """
     words = []
     for raw in _WORD.findall(text.lower()):
         word = raw.strip(".'’-+")
-        if word:
+        if not word:
+            continue
+        words.append(word)
+        if not expand:
+            continue
+        if word[0] in "@#$" and len(word) > 1:
+            word = word[1:]
             words.append(word)
-            # "@acmewidgets" and "#acme" also count as the bare word
-            if word[0] in "@#$" and len(word) > 1:
-                words.append(word[1:])
+        if _JOINERS.search(word):
+            parts = [p for p in _SPLIT.split(_POSSESSIVE.split(word)[0]) if p]
+            if parts != [word]:
+                words.extend(parts)
     return tuple(words)
 
 
 def _term_words(text: str) -> tuple[str, ...]:
     """Words of a query term; a leading @ or # is dropped so it matches with or without it."""
-    return tuple(w for w in tokenize_text(text) if w[0] not in "@#$")
+    return tuple(w.lstrip("@#$") for w in tokenize_text(text, expand=False) if w.lstrip("@#$"))
 
 
 class _Parser:
