@@ -93,6 +93,9 @@ class Mention:
     conversation_id: str | None = None
     sentiment: str | None = None
     sentiment_score: float | None = None
+    theme: str | None = None
+    story: str | None = None  # near-duplicates, reposts and shares of one link share a story key
+    noise: tuple[str, ...] = ()  # why this looks like a bot, spam or a repeat (kept, flagged)
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -133,6 +136,7 @@ class CountBucket:
     mentions: int
     negative: int = 0
     rated: int = 0  # mentions with a sentiment label: the base of the negative share
+    themes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -157,6 +157,9 @@ class Store:
             "conversation_id": mention.conversation_id,
             "sentiment": mention.sentiment,
             "sentiment_score": mention.sentiment_score,
+            "theme": mention.theme,
+            "story": mention.story,
+            "noise": list(mention.noise) or None,
             "raw": json.dumps(raw, default=str, separators=(",", ":")) if raw else None,
             "expires_at": _epoch(created + self.retention),
         }
@@ -186,6 +189,9 @@ class Store:
             conversation_id=item.get("conversation_id"),
             sentiment=item.get("sentiment"),
             sentiment_score=item.get("sentiment_score"),
+            theme=item.get("theme"),
+            story=item.get("story"),
+            noise=tuple(item.get("noise") or ()),
             raw=json.loads(item["raw"]) if item.get("raw") else {},
         )
 
@@ -330,22 +336,30 @@ class Store:
         negative = sum(1 for m in group if m.sentiment == "negative")
         rated = sum(1 for m in group if m.sentiment is not None)
         engagement = sum(m.engagement.total for m in group)
+        values: dict[str, Any] = {
+            ":n": len(group),
+            ":neg": negative,
+            ":rated": rated,
+            ":eng": engagement,
+            ":bucket": utc_iso(start),
+            ":ttl": _epoch(start + timedelta(days=ttl_days)),
+        }
+        adds = ["mentions :n", "negative :neg", "rated :rated", "engagement :eng"]
+        themes: dict[str, int] = defaultdict(int)
+        for m in group:
+            if m.theme:
+                themes[m.theme] += 1
+        for index, (theme, count) in enumerate(sorted(themes.items())):
+            if theme.isidentifier():
+                adds.append(f"t_{theme} :t{index}")
+                values[f":t{index}"] = count
         return {
             "Update": {
                 "TableName": self.table,
                 "Key": serialize({"pk": pk, "sk": sk}),
-                "UpdateExpression": "ADD mentions :n, negative :neg, rated :rated, engagement :eng "
-                "SET bucket_at = :bucket, expires_at = if_not_exists(expires_at, :ttl)",
-                "ExpressionAttributeValues": serialize(
-                    {
-                        ":n": len(group),
-                        ":neg": negative,
-                        ":rated": rated,
-                        ":eng": engagement,
-                        ":bucket": utc_iso(start),
-                        ":ttl": _epoch(start + timedelta(days=ttl_days)),
-                    }
-                ),
+                "UpdateExpression": f"ADD {', '.join(adds)} SET bucket_at = :bucket, "
+                "expires_at = if_not_exists(expires_at, :ttl)",
+                "ExpressionAttributeValues": serialize(values),
             }
         }
 
@@ -455,6 +469,7 @@ class Store:
                             mentions=item.get("mentions", 0),
                             negative=item.get("negative", 0),
                             rated=item.get("rated", 0),
+                            themes={k[2:]: v for k, v in item.items() if k.startswith("t_")},
                         )
                     )
         out.sort(key=lambda b: (b.start, b.source))
