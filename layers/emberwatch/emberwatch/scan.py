@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from .config import AppConfig, Brand
 from .http import HttpClient, SourceError
-from .sources import Credentials, ScanContext, get_connector
+from .sources import Credentials, CredentialsError, ScanContext, get_connector
 from .store import ConflictError, Store
 
 logger = logging.getLogger(__name__)
@@ -112,6 +112,19 @@ def scan_source(
                     "source query failed",
                     extra={"brand": brand.id, "source": source, "query": spec.label, "error": str(exc)},
                 )
+                if exc.retry_after and exc.retry_after > PAUSE_THRESHOLD.total_seconds():
+                    # the source's quota is spent: later runs skip it until the reset
+                    until = now + timedelta(seconds=exc.retry_after)
+                    store.pause(source, until, str(exc))
+                    report.paused_until = until
+                    break
+            except CredentialsError as exc:
+                brand_report.errors.append(str(exc))
+                logger.error(
+                    "source credentials missing",
+                    extra={"brand": brand.id, "source": source, "error": str(exc)},
+                )
+                break
             except ConflictError as exc:
                 # another run is scanning the same query; it owns the cursor now
                 logger.info(
