@@ -1,0 +1,442 @@
+"""YouTube Data API v3: videos found by search, and comments on the brand's own channels.
+
+Two kinds of stream per brand, each with its own cursor:
+
+- search, one per native keyword string of each query: `search.list` (`q`, `type=video`,
+  `order=date`, `publishedAfter`), newest first, followed by one batched `videos.list?part=statistics`
+  call per page for the videos kept. Position {"since": epoch, "upper": epoch | None,
+  "high": epoch | None, "recent": {mention id: epoch}}: the window [since - overlap, upper] is
+  walked newest first by `pageToken`; after each stored page `upper` drops to the oldest video
+  on it, so a run cut short resumes with `publishedBefore=upper`; when the pages run out, `since`
+  moves up to the newest video stored and `recent` keeps the ids the overlap will see again.
+- channel, one per `brand.youtube_channels`: `commentThreads.list?allThreadsRelatedToChannelId`,
+  `order=time` (newest first). There is no time filter, so a walk pages down until it reaches
+  comments older than the watermark. Position {"since", "high", "page_token", "recent"}:
+  `page_token` resumes a walk cut short; when the walk ends, `since` moves to the newest comment.
+  Top-level comments only; they are matched locally against all of the brand's queries.
+
+Quota: 10,000 units a day per project, and a search costs 100 (comment and statistics pages 1).
+A run reads at most `MAX_SEARCH_PAGES` search pages per stream (and `max_pages` in any case).
+403 `quotaExceeded` is a SourceError whose `retry_after` runs to the next midnight Pacific time,
+when the quota resets: the scanner pauses the source until then.
+
+Engagement: `likeCount` -> likes, `commentCount` (videos) or `totalReplyCount` (comments) ->
+replies. `viewCount` is kept in `raw["views"]`, not in `score`: views are not interactions and run
+orders of magnitude above other sources' likes and points, so every video would top the digest.
+
+The API key goes in the `key` parameter only; error messages name the endpoint, never the key.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, time, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import requests
+
+from ..config import Brand, SourceSettings
+from ..http import SourceError
+from ..models import Author, Cursor, Engagement, Mention, parse_iso
+from ..query import QueryError, parse_query
+from ..text import html_to_text
+from . import Page, Parsed, QuerySpec, ScanContext, brand_queries, json_body, select, stable_key
+
+logger = logging.getLogger(__name__)
+
+BASE_URL = "https://www.googleapis.com/youtube/v3"
+SEARCH_PAGE_SIZE = 50  # search.list maximum; also the videos.list id limit
+COMMENT_PAGE_SIZE = 100  # commentThreads.list maximum
+MAX_SEARCH_PAGES = 5  # 500 quota units per stream and run at most
+FIRST_RUN_LOOKBACK = timedelta(hours=24)
+OVERLAP_SECONDS = 3600  # search results are not instant: re-read the last hour, deduped by id
+RECENT_IDS = 500
+QUOTA_REASONS = frozenset({"quotaExceeded", "dailyLimitExceeded"})
+RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+RATE_LIMIT_WAIT = 60.0
+
+
+class MalformedItem(ValueError):
+    pass
+
+
+def _text(value: Any) -> str:
+    return html_to_text(value) if isinstance(value, str) else ""
+
+
+def _count(value: Any) -> int:
+    """A count as YouTube sends it: an integer, or a string of digits (statistics)."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return max(0, value)
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return 0
+
+
+def _published(snippet: dict[str, Any], what: str) -> datetime:
+    value = snippet.get("publishedAt")
+    if not isinstance(value, str):
+        raise MalformedItem(f"{what} has no publishedAt")
+    try:
+        return parse_iso(value)
+    except ValueError:
+        raise MalformedItem(f"{what} has an unreadable publishedAt {value[:40]!r}") from None
+
+
+def normalise_video(item: dict[str, Any], brand: Brand, query: str) -> Mention:
+    """One search result (a video) as a Mention; MalformedItem if required fields are bad."""
+    ident = item.get("id")
+    video_id = ident.get("videoId") if isinstance(ident, dict) else None
+    if not isinstance(video_id, str) or not video_id.strip():
+        raise MalformedItem("search result has no id.videoId")
+    snippet = item.get("snippet")
+    if not isinstance(snippet, dict):
+        raise MalformedItem(f"video {video_id} has no snippet")
+    created = _published(snippet, f"video {video_id}")
+    title = _text(snippet.get("title"))  # snippet titles come entity-encoded (&#39; &amp;)
+    description = _text(snippet.get("description"))
+    text = "\n\n".join(part for part in (title, description) if part)
+    if not text:
+        raise MalformedItem(f"video {video_id} has no title or description")
+    channel = _text(snippet.get("channelTitle")) or "YouTube channel"
+    channel_id = snippet.get("channelId") if isinstance(snippet.get("channelId"), str) else None
+    return Mention(
+        source="youtube",
+        native_id=video_id,
+        brand=brand.id,
+        query=query,
+        author=Author(handle=channel, display_name=channel),
+        text=text,
+        title=title or None,
+        created_at=created,
+        url=f"https://www.youtube.com/watch?v={video_id}",
+        raw={"kind": "video", "channel_id": channel_id},
+    )
+
+
+def normalise_comment(item: dict[str, Any], brand: Brand, query: str) -> Mention:
+    """One comment thread (its top-level comment) as a Mention; MalformedItem if required fields are bad."""
+    snippet = item.get("snippet")
+    top = snippet.get("topLevelComment") if isinstance(snippet, dict) else None
+    comment_id = top.get("id") if isinstance(top, dict) else item.get("id")
+    if not isinstance(comment_id, str) or not comment_id.strip():
+        raise MalformedItem("comment thread has no comment id")
+    comment = top.get("snippet") if isinstance(top, dict) else None
+    if not isinstance(snippet, dict) or not isinstance(comment, dict):
+        raise MalformedItem(f"comment {comment_id} has no snippet")
+    video_id = comment.get("videoId") or snippet.get("videoId")
+    if not isinstance(video_id, str) or not video_id:
+        raise MalformedItem(f"comment {comment_id} is not on a video")
+    created = _published(comment, f"comment {comment_id}")
+    text = _text(comment.get("textDisplay")) or _text(comment.get("textOriginal"))
+    if not text:
+        raise MalformedItem(f"comment {comment_id} has no text")
+    author = _text(comment.get("authorDisplayName")) or "YouTube user"
+    return Mention(
+        source="youtube",
+        native_id=f"comment:{comment_id}",
+        brand=brand.id,
+        query=query,
+        author=Author(handle=author, display_name=author),
+        text=text,
+        created_at=created,
+        url=f"https://www.youtube.com/watch?v={video_id}&lc={comment_id}",
+        engagement=Engagement(
+            likes=_count(comment.get("likeCount")), replies=_count(snippet.get("totalReplyCount"))
+        ),
+        parent_id=f"youtube:{video_id}",
+        conversation_id=f"youtube:{video_id}",
+        raw={"kind": "comment", "video_id": video_id, "channel_id": snippet.get("channelId")},
+    )
+
+
+def parse_items(items: list[Any], brand: Brand, query: str) -> Parsed:
+    """Search results and comment threads (told apart by `kind`) as mentions."""
+    parsed = Parsed()
+    for item in items:
+        try:
+            if not isinstance(item, dict):
+                raise MalformedItem(f"item is {type(item).__name__}, not an object")
+            if item.get("kind") == "youtube#commentThread":
+                parsed.mentions.append(normalise_comment(item, brand, query))
+            else:
+                parsed.mentions.append(normalise_video(item, brand, query))
+        except MalformedItem as exc:
+            parsed.skipped.append(str(exc))
+    return parsed
+
+
+def check_body(body: Any) -> dict[str, Any]:
+    """A list response must be an object with an `items` list."""
+    if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+        raise SourceError("youtube: response has no 'items' list")
+    token = body.get("nextPageToken")
+    if token is not None and not isinstance(token, str):
+        raise SourceError("youtube: response has a non-string 'nextPageToken'")
+    return body
+
+
+def parse_statistics(body: Any) -> dict[str, tuple[int, int, int]]:
+    """videos.list?part=statistics: video id -> (views, likes, comments); counts arrive as strings."""
+    stats: dict[str, tuple[int, int, int]] = {}
+    for item in check_body(body)["items"]:
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            continue
+        numbers = item.get("statistics") if isinstance(item.get("statistics"), dict) else {}
+        stats[item["id"]] = (
+            _count(numbers.get("viewCount")),
+            _count(numbers.get("likeCount")),
+            _count(numbers.get("commentCount")),
+        )
+    return stats
+
+
+def next_pacific_midnight(now: datetime) -> datetime:
+    """When the daily quota resets: the next midnight in America/Los_Angeles."""
+    try:
+        zone: Any = ZoneInfo("America/Los_Angeles")
+    except ZoneInfoNotFoundError:  # no tz database: standard time wakes an hour late in summer, never early
+        zone = timezone(timedelta(hours=-8))
+    local = now.astimezone(zone)
+    return datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
+
+
+def _reasons(response: requests.Response) -> list[str]:
+    try:
+        error = response.json().get("error", {})
+        return [e["reason"] for e in error.get("errors", []) if isinstance(e.get("reason"), str)]
+    except (ValueError, AttributeError, TypeError, KeyError):
+        return []
+
+
+def _epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def _rfc3339(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _prune(recent: dict[str, int], since: int) -> dict[str, int]:
+    kept = {i: c for i, c in recent.items() if c >= since - OVERLAP_SECONDS}
+    return dict(sorted(kept.items(), key=lambda kv: -kv[1])[:RECENT_IDS])
+
+
+class InvalidPageToken(SourceError):
+    """A stored page token was refused (tokens do not live forever): the walk restarts from the top."""
+
+
+class YouTubeConnector:
+    name = "youtube"
+
+    def specs(self, brand: Brand, settings: SourceSettings) -> list[QuerySpec]:
+        specs = []
+        for query in brand.queries:
+            try:
+                natives = parse_query(query).native_keywords()
+            except QueryError as exc:
+                logger.warning("skipping query for youtube", extra={"brand": brand.id, "error": str(exc)})
+                continue
+            for native in natives:
+                specs.append(
+                    QuerySpec(
+                        key=stable_key("yt", native),
+                        label=native,
+                        params={"kind": "search", "query": query, "native": native},
+                    )
+                )
+        for channel in brand.youtube_channels:
+            specs.append(
+                QuerySpec(
+                    key=stable_key("ytc", channel),
+                    label=f"channel {channel}",
+                    params={"kind": "channel", "channel": channel},
+                )
+            )
+        return specs
+
+    def pages(self, brand: Brand, spec: QuerySpec, cursor: Cursor, ctx: ScanContext) -> Iterator[Page]:
+        key = ctx.secret("api_key")["api_key"]
+        base = (ctx.settings.base_url or BASE_URL).rstrip("/")
+        if spec.params["kind"] == "channel":
+            yield from self._comment_pages(brand, spec, cursor, ctx, base, key)
+        else:
+            yield from self._search_pages(brand, spec, cursor, ctx, base, key)
+
+    def parse(self, body: bytes, brand: Brand, query: str) -> Parsed:
+        """The mentions in one raw `search.list` or `commentThreads.list` response body."""
+        return parse_items(check_body(json_body(body, "youtube"))["items"], brand, query)
+
+    # ------------------------------------------------------------------ search
+
+    def _search_pages(
+        self, brand: Brand, spec: QuerySpec, cursor: Cursor, ctx: ScanContext, base: str, key: str
+    ) -> Iterator[Page]:
+        query = parse_query(spec.params["query"])
+        position = cursor.position
+        since = int(position.get("since") or _epoch(ctx.now - FIRST_RUN_LOOKBACK))
+        upper: int | None = position.get("upper")
+        high: int | None = position.get("high")
+        recent: dict[str, int] = dict(position.get("recent", {}))
+        token: str | None = None
+        pages_read = 0
+        while pages_read < min(ctx.settings.max_pages, MAX_SEARCH_PAGES) and ctx.time_left():
+            params: dict[str, Any] = {
+                "part": "snippet",
+                "q": spec.params["native"],
+                "type": "video",
+                "order": "date",
+                "maxResults": SEARCH_PAGE_SIZE,
+                "publishedAfter": _rfc3339(since - OVERLAP_SECONDS),
+            }
+            if upper is not None:
+                params["publishedBefore"] = _rfc3339(upper)
+            if token:
+                params["pageToken"] = token
+            body = self._get(ctx, f"{base}/search", params, key, f"search {spec.label!r}")
+            pages_read += 1
+            items = body["items"]
+            parsed = parse_items(items, brand, query.text)
+            stamps = [_epoch(m.created_at) for m in parsed.mentions]
+            page = select(parsed, len(items), [query], recent, source="youtube", brand=brand.id)
+            for mention, created in zip(parsed.mentions, stamps, strict=True):
+                recent.setdefault(mention.id, created)
+            if page.mentions:
+                page.mentions = self._with_statistics(page.mentions, ctx, base, key)
+            if stamps:
+                high = max(stamps) if high is None else max(high, *stamps)
+            token = body.get("nextPageToken")
+            if not token or not items:
+                new_since = max(high or since, since)
+                page.position = {
+                    "since": new_since,
+                    "upper": None,
+                    "high": None,
+                    "recent": _prune(recent, new_since),
+                }
+                yield page
+                return
+            lowest = min(stamps) if stamps else upper
+            page.position = {"since": since, "upper": lowest, "high": high, "recent": _prune(recent, since)}
+            yield page
+
+    def _with_statistics(
+        self, mentions: list[Mention], ctx: ScanContext, base: str, key: str
+    ) -> list[Mention]:
+        """Likes, comments and views from one batched videos.list call; without them if it fails."""
+        ids = [m.native_id for m in mentions][:SEARCH_PAGE_SIZE]
+        try:
+            body = self._get(
+                ctx, f"{base}/videos", {"part": "statistics", "id": ",".join(ids)}, key, "video statistics"
+            )
+            stats = parse_statistics(body)
+        except SourceError as exc:
+            if exc.retry_after:
+                raise  # the quota is spent: pause, and read this page again after the reset
+            logger.warning("youtube statistics unavailable", extra={"error": str(exc), "videos": len(ids)})
+            return mentions
+        enriched = []
+        for mention in mentions:
+            views, likes, comments = stats.get(mention.native_id, (0, 0, 0))
+            enriched.append(
+                mention.with_enrichment(
+                    engagement=Engagement(likes=likes, replies=comments), raw={**mention.raw, "views": views}
+                )
+            )
+        return enriched
+
+    # ------------------------------------------------------------------ channel comments
+
+    def _comment_pages(
+        self, brand: Brand, spec: QuerySpec, cursor: Cursor, ctx: ScanContext, base: str, key: str
+    ) -> Iterator[Page]:
+        queries = brand_queries(brand)
+        position = cursor.position
+        since = int(position.get("since") or _epoch(ctx.now - FIRST_RUN_LOOKBACK))
+        floor = since - OVERLAP_SECONDS
+        high: int | None = position.get("high")
+        token: str | None = position.get("page_token")
+        recent: dict[str, int] = dict(position.get("recent", {}))
+        pages_read = 0
+        while pages_read < ctx.settings.max_pages and ctx.time_left():
+            params: dict[str, Any] = {
+                "part": "snippet",
+                "allThreadsRelatedToChannelId": spec.params["channel"],
+                "order": "time",
+                "maxResults": COMMENT_PAGE_SIZE,
+                "textFormat": "html",
+            }
+            if token:
+                params["pageToken"] = token
+            try:
+                body = self._get(ctx, f"{base}/commentThreads", params, key, spec.label)
+            except InvalidPageToken:
+                if not token:
+                    raise
+                token = None  # restart the walk from the newest comment; seen ids are skipped
+                continue
+            pages_read += 1
+            items = body["items"]
+            parsed = parse_items(items, brand, "")
+            stamps = [_epoch(m.created_at) for m in parsed.mentions]
+            # comments below the watermark were read by an earlier walk (or predate the first run)
+            reached = bool(stamps) and min(stamps) < floor
+            fresh = [(m, s) for m, s in zip(parsed.mentions, stamps, strict=True) if s >= floor]
+            parsed.mentions = [m for m, _ in fresh]
+            page = select(parsed, len(items), queries, recent, source="youtube", brand=brand.id)
+            for mention, created in fresh:
+                recent.setdefault(mention.id, created)
+                high = created if high is None else max(high, created)
+            token = body.get("nextPageToken")
+            if reached or not token or not items:
+                new_since = max(high or since, since)
+                page.position = {
+                    "since": new_since,
+                    "high": None,
+                    "page_token": None,
+                    "recent": _prune(recent, new_since),
+                }
+                yield page
+                return
+            page.position = {
+                "since": since,
+                "high": high,
+                "page_token": token,
+                "recent": _prune(recent, since),
+            }
+            yield page
+
+    # ------------------------------------------------------------------ HTTP
+
+    @staticmethod
+    def _get(ctx: ScanContext, url: str, params: dict[str, Any], key: str, what: str) -> dict[str, Any]:
+        response = ctx.http.get(url, params={**params, "key": key})
+        if response.status_code == 200:
+            return check_body(json_body(response.content, "youtube"))
+        status = response.status_code
+        reasons = _reasons(response)
+        named = ", ".join(reasons) or "no reason given"
+        if QUOTA_REASONS.intersection(reasons):
+            until = next_pacific_midnight(ctx.now)
+            raise SourceError(
+                f"youtube: daily quota exceeded ({named}) reading {what}; it resets at midnight Pacific "
+                f"({until:%Y-%m-%dT%H:%MZ})",
+                status=status,
+                retry_after=(until - ctx.now).total_seconds(),
+            )
+        if RATE_REASONS.intersection(reasons):
+            raise SourceError(
+                f"youtube: rate limited ({named}) reading {what}", status=status, retry_after=RATE_LIMIT_WAIT
+            )
+        if status == 400 and "invalidPageToken" in reasons:
+            raise InvalidPageToken(f"youtube: page token refused reading {what}", status=status)
+        raise SourceError(
+            f"youtube: HTTP {status} ({named}) reading {what}".replace(key, "***"), status=status
+        )
+
+
+CONNECTOR = YouTubeConnector()
