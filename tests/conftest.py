@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import sys
 import uuid
@@ -59,6 +60,16 @@ def _aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     monkeypatch.setenv("POWERTOOLS_DEV", "false")
+
+
+@pytest.fixture(autouse=True)
+def _emberwatch_logs_reach_caplog(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Powertools' Logger stops propagation at "emberwatch": hand its records to caplog directly."""
+    logger = logging.getLogger("emberwatch")
+    logger.addHandler(caplog.handler)
+    caplog.set_level(logging.DEBUG, logger="emberwatch")
+    yield
+    logger.removeHandler(caplog.handler)
 
 
 @pytest.fixture(autouse=True)

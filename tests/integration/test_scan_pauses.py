@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import responses
-
 from emberwatch.config import parse_config
 from emberwatch.http import HttpClient
 from emberwatch.scan import scan_source
@@ -44,7 +43,9 @@ def test_a_long_rate_limit_pauses_the_source_for_later_runs(store):
     calls = len(responses.calls)
 
     # When the next run comes five minutes later, it does not call the API at all
-    later = scan_source("hackernews", NOW + timedelta(minutes=5), config=CONFIG, store=store, http=HttpClient())
+    later = scan_source(
+        "hackernews", NOW + timedelta(minutes=5), config=CONFIG, store=store, http=HttpClient()
+    )
     assert later.paused_until == first.paused_until and later.reports == []
     assert len(responses.calls) == calls
 

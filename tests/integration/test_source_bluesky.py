@@ -41,6 +41,7 @@ brands:
       - '"acme widgets"'
 sources:
   bluesky:
+    enabled: true
     base_url: {HOST}
 """
 

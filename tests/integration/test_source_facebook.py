@@ -386,9 +386,12 @@ def test_a_missing_page_token_names_the_page(store):
     serve(recorded, [])
     config = CONFIG.replace(f"facebook_pages: ['{PAGE}']", f"facebook_pages: ['{PAGE}', '{OTHER_PAGE}']")
     report = scan(store, config=config)
-    (message,) = report.reports[0].errors
-    assert f"page {OTHER_PAGE}" in message
-    assert TOKEN not in message
+    # one error per stream of the Page without a token (its tagged posts and its comments)
+    errors = report.reports[0].errors
+    assert len(errors) == 2
+    for message in errors:
+        assert f"page {OTHER_PAGE}" in message
+        assert TOKEN not in message
     assert set(stored(store)) == TAGGED | COMMENTS  # the Page that has a token was read
 
 

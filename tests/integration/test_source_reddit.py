@@ -41,6 +41,7 @@ brands:
     subreddits: [{subreddits}]
 sources:
   reddit:
+    enabled: true
     max_pages: {max_pages}
 """
 
@@ -556,8 +557,10 @@ def test_credentials_never_appear_in_logs_or_errors(store, caplog):
 def test_missing_or_default_user_agent_is_a_credentials_error(store, secret, message):
     report = scan(store, secret=secret)
     (brand,) = report.reports
-    assert len(brand.errors) == 1 and message in brand.errors[0]
-    assert SECRET["client_secret"] not in brand.errors[0]
+    assert brand.errors  # one per stream (search, subreddit comments), each naming the problem
+    for error in brand.errors:
+        assert message in error
+        assert SECRET["client_secret"] not in error
 
 
 # ------------------------------------------------------------------ the CLI uses the same parser

@@ -35,6 +35,7 @@ brands:
       - '"acme widgets" OR acmewidgets'
 sources:
   x:
+    enabled: true
     max_pages: {max_pages}
 """
 

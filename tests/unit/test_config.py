@@ -119,7 +119,9 @@ def test_lookups_on_the_parsed_config():
         config.brand("nope")
     assert config.source("hackernews").max_pages == 5
     # an unconfigured source gets the defaults
-    assert config.source("reddit") == SourceSettings(name="reddit")
+    # sources needing credentials are off unless configured; the zero-config ones are on
+    assert config.source("reddit") == SourceSettings(name="reddit", enabled=False)
+    assert config.source("stackexchange").enabled and config.source("mastodon").enabled
 
 
 def test_minimal_config_takes_the_defaults():

@@ -85,7 +85,7 @@ class AppConfig:
         raise KeyError(brand_id)
 
     def source(self, name: str) -> SourceSettings:
-        return self.sources.get(name) or SourceSettings(name=name)
+        return self.sources.get(name) or SourceSettings(name=name, enabled=name in DEFAULT_ENABLED)
 
 
 class _Reader:
@@ -260,7 +260,7 @@ def parse_config(text: str, origin: str = "config") -> AppConfig:
             continue
         item = reader.mapping(raw, path)
         reader.unknown(item, {"enabled", "base_url", "max_pages"}, path)
-        enabled = item.get("enabled", True)
+        enabled = item.get("enabled", name in DEFAULT_ENABLED)
         if not isinstance(enabled, bool):
             reader.error(f"{path}.enabled", "must be true or false")
             enabled = True

@@ -124,7 +124,7 @@ def scan_source(
                     "source credentials missing",
                     extra={"brand": brand.id, "source": source, "error": str(exc)},
                 )
-                break
+                continue  # another stream (another Page, another account) may have its credentials
             except ConflictError as exc:
                 # another run is scanning the same query; it owns the cursor now
                 logger.info(
