@@ -27,8 +27,18 @@ def sns_subject(text: str) -> str:
 
 
 def driving_posts(mentions: list[Mention], limit: int = POSTS_IN_ALERT) -> list[Mention]:
-    """The posts that explain a spike: the most engaged first, then the newest."""
-    return sorted(mentions, key=lambda m: (m.engagement.total, m.created_at), reverse=True)[:limit]
+    """The posts that explain a spike: the most engaged first, then the newest; one per story, no noise."""
+    chosen: list[Mention] = []
+    stories: set[str] = set()
+    for mention in sorted(mentions, key=lambda m: (m.engagement.total, m.created_at), reverse=True):
+        story = mention.story or mention.id
+        if mention.noise or story in stories:
+            continue
+        stories.add(story)
+        chosen.append(mention)
+        if len(chosen) == limit:
+            break
+    return chosen
 
 
 def alert_context(

@@ -87,6 +87,73 @@ def _parse(args: argparse.Namespace) -> int:
     return 0
 
 
+def _classify(args: argparse.Namespace) -> int:
+    import json
+
+    from .enrich import RecentTexts, enrich
+    from .enrich.themes import validate_extra
+
+    def problem_with(item: object) -> str | None:
+        if not isinstance(item, dict):
+            return "a JSON line must be an object with a 'text' field"
+        if not isinstance(item.get("text"), str) or not item["text"].strip():
+            return "'text' must be a non-empty string"
+        for name in ("title", "language", "url", "author"):
+            if item.get(name) is not None and not isinstance(item[name], str):
+                return f"'{name}' must be a string"
+        return None
+
+    extra = None
+    if args.theme_keywords:
+        import yaml
+
+        try:
+            extra = yaml.safe_load(Path(args.theme_keywords).read_text(encoding="utf-8"))
+        except OSError as exc:
+            print(f"emberwatch: cannot read {args.theme_keywords}: {exc.strerror}", file=sys.stderr)
+            return 2
+        except yaml.YAMLError as exc:
+            print(f"emberwatch: {args.theme_keywords} is not YAML: {exc}", file=sys.stderr)
+            return 2
+        problems = validate_extra(extra) if isinstance(extra, dict) else ["must map themes to keyword lists"]
+        for problem in problems:
+            print(f"emberwatch: {args.theme_keywords}: {problem}", file=sys.stderr)
+        if problems:
+            return 2
+    recent = RecentTexts()  # repeats by one author within the input, as the scanner sees them
+    failed = 0
+    for number, line in enumerate(sys.stdin, start=1):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        item: object = {"text": line}
+        if line.lstrip().startswith("{"):
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                item = f"not valid JSON ({exc.msg} at column {exc.colno})"
+        problem = item if isinstance(item, str) else problem_with(item)
+        if problem or not isinstance(item, dict):
+            failed += 1
+            print(json.dumps({"line": number, "error": problem}, ensure_ascii=False))
+            continue
+        result = enrich(
+            item["text"],
+            title=item.get("title"),
+            url=item.get("url"),
+            author=item.get("author"),
+            language=item.get("language"),
+            mention_id=f"line:{number}",
+            brand_themes=extra,
+            recent=recent,
+        )
+        head = {"line": number} | ({"id": item["id"]} if "id" in item else {})
+        print(json.dumps(head | result.as_dict(), ensure_ascii=False))
+    if failed:
+        print(f"emberwatch: {failed} line(s) could not be read", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="emberwatch", description="Emberwatch social listening: operate and check a deployment."
@@ -113,6 +180,21 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--brand", default="brand", help="brand id to put on the mentions (default: brand)")
     parse.add_argument("file", nargs="?", help="the response body (default: stdin)")
     parse.set_defaults(func=_parse)
+
+    classify = commands.add_parser(
+        "classify",
+        help="print how posts read: tone, theme, language, noise and story (the scanner's own code)",
+        description="Reads posts from stdin, one a line: plain text, or JSON objects with 'text' and "
+        "optionally 'title', 'language', 'url', 'author', 'id'. Prints one JSON object per line with "
+        "sentiment, sentiment_score, theme, language and why. An unreadable line gets an error object "
+        "with its line number; exit 1 if any.",
+    )
+    classify.add_argument(
+        "--theme-keywords",
+        metavar="FILE",
+        help="YAML mapping a theme to a brand's extra keywords, e.g. {issue: [blackout, 'no dial tone']}",
+    )
+    classify.set_defaults(func=_classify)
     return parser
 
 

@@ -39,6 +39,8 @@ class Brand:
     subreddits: tuple[str, ...] = ()  # Reddit: also read these subreddits' newest comments
     youtube_channels: tuple[str, ...] = ()  # YouTube channel ids whose comment threads are read
     facebook_pages: tuple[str, ...] = ()  # Facebook Page ids the brand manages
+    tone: str = "vader"  # "vader" (offline, default) or "comprehend" (Amazon Comprehend)
+    themes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # extra keywords per theme
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +177,24 @@ def _identifiers(
     return values
 
 
+def _tone(reader: _Reader, item: dict[str, Any], path: str) -> str:
+    tone = reader.string(item, "tone", path) or "vader"
+    if tone not in ("vader", "comprehend"):
+        reader.error(f"{path}.tone", f"must be vader or comprehend, got {tone!r}")
+    return tone
+
+
+def _themes(reader: _Reader, item: dict[str, Any], path: str) -> dict[str, tuple[str, ...]]:
+    """A brand's own keywords per theme, e.g. {"issue": ["scanner jam"], "time_cost": ["rebate"]}."""
+    from .enrich.themes import validate_extra
+
+    raw = reader.mapping(item.get("themes"), f"{path}.themes")
+    themes = {str(name): reader.strings(raw, name, f"{path}.themes") for name in raw}
+    for problem in validate_extra(themes):
+        reader.error(f"{path}.themes", problem)
+    return themes
+
+
 def _queries(reader: _Reader, item: dict[str, Any], path: str) -> tuple[str, ...]:
     """The brand's watch terms, each parsed now so a typo fails validation instead of a scan."""
     from .query import QueryError, parse_query
@@ -218,6 +238,8 @@ def parse_config(text: str, origin: str = "config") -> AppConfig:
                 "subreddits",
                 "youtube_channels",
                 "facebook_pages",
+                "tone",
+                "themes",
             },
             path,
         )
@@ -249,6 +271,8 @@ def parse_config(text: str, origin: str = "config") -> AppConfig:
                 facebook_pages=_identifiers(
                     reader, item, "facebook_pages", path, _PAGE_ID, "a numeric Page id"
                 ),
+                tone=_tone(reader, item, path),
+                themes=_themes(reader, item, path),
             )
         )
 

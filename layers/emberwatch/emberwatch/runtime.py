@@ -85,6 +85,7 @@ class Runtime:
             http=http,
             credentials=self.credentials,
             brand_id=event.detail.get("brand"),
+            comprehend=lambda: self.client("comprehend"),
         )
         fetched = sum(r.fetched for r in report.reports)
         metrics.add_metric(name="MentionsFetched", unit=MetricUnit.Count, value=fetched)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from .config import AppConfig, Brand
+from .enrich import RecentTexts, enrich_mentions
+from .enrich.sentiment import tone_analyzer
 from .http import HttpClient, SourceError
+from .models import Mention
 from .sources import Credentials, CredentialsError, ScanContext, get_connector
 from .store import ConflictError, Store
 
@@ -40,6 +45,8 @@ class SourceReport:
         }
 
 
+# texts this container stored lately: a bot repeating itself is flagged as noise
+RECENT_TEXTS = RecentTexts()
 PAUSE_THRESHOLD = timedelta(minutes=2)  # a rate-limit wait longer than this is kept for later runs
 
 
@@ -59,6 +66,18 @@ class ScanReport:
         return [r for r in self.reports if r.errors]
 
 
+def enrich(
+    mentions: list[Mention], brand: Brand, comprehend: Callable[[], Any] | None = None
+) -> list[Mention]:
+    """Tone, theme, language, noise and story on each mention, with the brand's tone backend."""
+    if not mentions:
+        return mentions
+    client = comprehend() if brand.tone == "comprehend" and comprehend else None
+    analyzer = tone_analyzer(brand.tone if client else "vader", comprehend_client=client)
+    results = enrich_mentions(mentions, brand_themes=brand.themes, recent=RECENT_TEXTS, analyzer=analyzer)
+    return [m.with_enrichment(**e.mention_fields()) for m, e in zip(mentions, results, strict=True)]
+
+
 def scan_source(
     source: str,
     now: datetime,
@@ -68,6 +87,7 @@ def scan_source(
     http: HttpClient,
     credentials: Credentials | None = None,
     brand_id: str | None = None,
+    comprehend: Callable[[], Any] | None = None,
 ) -> ScanReport:
     """Scan one source for every brand (or one); a failing brand or query never stops the others."""
     report = ScanReport(source=source, now=now)
@@ -75,19 +95,22 @@ def scan_source(
     if not settings.enabled:
         logger.info("source disabled in configuration", extra={"source": source})
         return report
-    paused = store.paused_until(source)
+    connector = get_connector(source)
+    brands: tuple[Brand, ...] = config.brands if brand_id is None else (config.brand(brand_id),)
+    specs_by_brand = {brand.id: connector.specs(brand, settings) for brand in brands}
+    paused, cursors_by_brand = store.scan_state(
+        source, {b: [s.key for s in specs] for b, specs in specs_by_brand.items()}
+    )
     if paused and paused > now:
         report.paused_until = paused
         logger.info("source paused by its rate limit", extra={"source": source, "until": paused.isoformat()})
         return report
-    connector = get_connector(source)
-    brands: tuple[Brand, ...] = config.brands if brand_id is None else (config.brand(brand_id),)
     ctx = ScanContext(http=http, now=now, settings=settings, credentials=credentials, tokens=store)
     for brand in brands:
         brand_report = SourceReport(brand=brand.id, source=source)
         report.reports.append(brand_report)
-        specs = connector.specs(brand, settings)
-        cursors = store.get_cursors(brand.id, source, [s.key for s in specs]) if specs else {}
+        specs = specs_by_brand[brand.id]
+        cursors = cursors_by_brand[brand.id]
         for spec in specs:
             if not ctx.time_left():
                 brand_report.complete = False
@@ -95,7 +118,7 @@ def scan_source(
             cursor = cursors[spec.key]
             try:
                 for page in connector.pages(brand, spec, cursor, ctx):
-                    result = store.store_mentions(page.mentions)
+                    result = store.store_mentions(enrich(page.mentions, brand, comprehend))
                     brand_report.pages += 1
                     brand_report.fetched += page.fetched
                     brand_report.stored += result.stored

@@ -301,8 +301,9 @@ class Store:
             day = pk.rsplit("#", 1)[1]
             merged = {entry[2]: entry for entry in entries}
             for m in batch:
-                if m.source == source and f"{m.created_at.astimezone(UTC):%Y-%m-%d}" == day:
-                    merged[m.id] = [m.engagement.total, utc_iso(m.created_at), m.id]
+                # noise (bots, giveaways, repeats) never makes the top posts
+                if m.source == source and not m.noise and f"{m.created_at.astimezone(UTC):%Y-%m-%d}" == day:
+                    merged[m.id] = [m.engagement.total, utc_iso(m.created_at), m.id, m.story or m.id]
             top = sorted(merged.values(), key=lambda e: (e[0], e[1]), reverse=True)[:TOP_PER_DAY]
             if top == entries:
                 continue
@@ -391,7 +392,16 @@ class Store:
             ):
                 candidates.extend(e for e in item.get("top", []) if low <= e[1] < high)
             day += timedelta(days=1)
-        chosen = [e[2] for e in sorted(candidates, key=lambda e: (e[0], e[1]), reverse=True)[:limit]]
+        chosen: list[str] = []
+        stories: set[str] = set()
+        for entry in sorted(candidates, key=lambda e: (e[0], e[1]), reverse=True):
+            story = entry[3] if len(entry) > 3 else entry[2]
+            if story in stories:
+                continue  # a story shows once, by its most engaged post
+            stories.add(story)
+            chosen.append(entry[2])
+            if len(chosen) == limit:
+                break
         found = {m.id: m for m in self.get_mentions(brand, chosen)}
         return [found[i] for i in chosen if i in found]
 
@@ -477,10 +487,21 @@ class Store:
 
     # ------------------------------------------------------------------ cursors
 
-    def get_cursors(self, brand: str, source: str, query_keys: list[str]) -> dict[str, Cursor]:
-        """Cursors of a source's queries in one consistent batch read (fresh ones where none is stored)."""
-        found: dict[str, Cursor] = {k: Cursor(brand=brand, source=source, query_key=k) for k in query_keys}
-        keys = [serialize({"pk": f"CUR#{brand}#{source}", "sk": k}) for k in dict.fromkeys(query_keys)]
+    def scan_state(
+        self, source: str, query_keys: dict[str, list[str]]
+    ) -> tuple[datetime | None, dict[str, dict[str, Cursor]]]:
+        """What a scan of `source` starts from, in one consistent batch read: the source's pause, if any,
+        and the cursor of every (brand, query key); fresh cursors (version 0) where none is stored."""
+        cursors = {
+            brand: {k: Cursor(brand=brand, source=source, query_key=k) for k in keys}
+            for brand, keys in query_keys.items()
+        }
+        keys = [serialize({"pk": "PAUSE", "sk": source})] + [
+            serialize({"pk": f"CUR#{brand}#{source}", "sk": k})
+            for brand, brand_keys in query_keys.items()
+            for k in dict.fromkeys(brand_keys)
+        ]
+        paused: datetime | None = None
         for start in range(0, len(keys), 100):
             request: dict[str, Any] = {
                 self.table: {"Keys": keys[start : start + 100], "ConsistentRead": True}
@@ -490,7 +511,11 @@ class Store:
                 for raw in response.get("Responses", {}).get(self.table, []):
                     self.items_read += 1
                     data = deserialize(raw)
-                    found[data["sk"]] = Cursor(
+                    if data["pk"] == "PAUSE":
+                        paused = parse_iso(data["until"])
+                        continue
+                    brand = data["pk"].split("#", 2)[1]
+                    cursors[brand][data["sk"]] = Cursor(
                         brand=brand,
                         source=source,
                         query_key=data["sk"],
@@ -499,7 +524,11 @@ class Store:
                         version=data.get("version", 0),
                     )
                 request = response.get("UnprocessedKeys") or {}
-        return found
+        return paused, cursors
+
+    def get_cursors(self, brand: str, source: str, query_keys: list[str]) -> dict[str, Cursor]:
+        """Cursors of one brand's queries of a source (fresh ones where none is stored)."""
+        return self.scan_state(source, {brand: query_keys})[1][brand]
 
     def get_cursor(self, brand: str, source: str, query_key: str) -> Cursor:
         """The stored cursor of one query, or a fresh one (version 0) when it was never scanned."""
