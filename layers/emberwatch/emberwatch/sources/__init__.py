@@ -118,10 +118,17 @@ class Connector(Protocol):
 
 def json_body(body: bytes | str, source: str) -> Any:
     """Decode a raw response body as JSON; SourceError says what came instead."""
+    if isinstance(body, bytes):
+        try:
+            body = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            # keep the page: the broken bytes become U+FFFD in the one post that carries them
+            logger.warning(
+                "response body is not valid UTF-8; replaced", extra={"source": source, "at": exc.start}
+            )
+            body = body.decode("utf-8", errors="replace")
     try:
         return json.loads(body)
-    except UnicodeDecodeError:
-        raise SourceError(f"{source}: response body is not valid UTF-8") from None
     except ValueError:
         start = body[:40] if isinstance(body, str) else body[:40].decode("utf-8", "replace")
         what = "an HTML page" if start.lstrip().lower().startswith(("<!doctype", "<html")) else "not JSON"
