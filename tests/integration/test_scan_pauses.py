@@ -72,3 +72,27 @@ sources:
     (brand,) = report.reports
     assert brand.errors and "bearer_token" in brand.errors[0]
     assert store.source_runs("acme")["x"]["last_error"].startswith("x:")
+
+
+@responses.activate
+def test_a_connector_bug_stops_only_its_stream(store, monkeypatch):
+    # Given the connector blows up for the first brand only
+    from emberwatch.sources import hackernews
+
+    real = hackernews.HackerNewsConnector.pages
+
+    def flaky(self, brand, spec, cursor, ctx):
+        if brand.id == "acme":
+            raise KeyError("nbHits")
+        yield from real(self, brand, spec, cursor, ctx)
+
+    monkeypatch.setattr(hackernews.HackerNewsConnector, "pages", flaky)
+    responses.get(
+        "https://hn.example/api/v1/search_by_date",
+        json={"hits": [], "nbHits": 0, "nbPages": 0, "page": 0, "hitsPerPage": 100},
+    )
+    report = scan_source("hackernews", NOW, config=CONFIG, store=store, http=HttpClient())
+    acme, other = report.reports
+    # Then the error is reported for that brand and the other brand is still scanned
+    assert acme.errors and "KeyError" in acme.errors[0]
+    assert other.errors == [] and other.pages == 1

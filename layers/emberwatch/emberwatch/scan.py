@@ -154,6 +154,11 @@ def scan_source(
                     "cursor moved by a concurrent run",
                     extra={"brand": brand.id, "source": source, "error": str(exc)},
                 )
+            except Exception as exc:  # a connector bug or an AWS error: this stream stops, the others go on
+                brand_report.errors.append(f"{source}: {type(exc).__name__}: {exc}"[:500])
+                logger.exception(
+                    "stream failed", extra={"brand": brand.id, "source": source, "query": spec.label}
+                )
         store.record_run(
             brand.id, source, now, error="; ".join(brand_report.errors) or None, stats=brand_report.stats()
         )
