@@ -156,3 +156,7 @@ def handler(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+
+
+class LambdaKilled(BaseException):
+    """A run dying mid-way (timeout, out of memory): nothing in the handler can catch it."""

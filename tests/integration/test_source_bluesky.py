@@ -21,6 +21,8 @@ from emberwatch.http import HttpClient
 from emberwatch.scan import ScanReport, scan_source
 from emberwatch.sources.bluesky import CONNECTOR, jwt_expiry
 
+from tests.conftest import LambdaKilled
+
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "bluesky"
 HOST = "https://bsky.example"
 SEARCH_URL = f"{HOST}/xrpc/app.bsky.feed.searchPosts"
@@ -382,11 +384,11 @@ def test_a_run_killed_after_its_first_page_loses_nothing(store):
 
     def die(params):
         if params.get("cursor"):
-            raise RuntimeError("Lambda timed out")
+            raise LambdaKilled("Lambda timed out")
         return None
 
     fake.fail = die
-    with pytest.raises(RuntimeError):
+    with pytest.raises(LambdaKilled):
         scan(store)
     assert set(stored(store)) == {JANE, SAM}
     position = cursor(store).position

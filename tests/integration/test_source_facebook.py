@@ -18,6 +18,8 @@ from emberwatch.http import HttpClient, SourceError
 from emberwatch.scan import PAUSE_THRESHOLD, scan_source
 from emberwatch.sources.facebook import CONNECTOR
 
+from tests.conftest import LambdaKilled
+
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "facebook"
 BASE = "https://graph.example/v26.0"
 NOW = datetime(2024, 5, 13, 14, 30, tzinfo=UTC)
@@ -349,11 +351,11 @@ def test_a_run_killed_after_the_first_page_loses_nothing(store):
 
     def handler(path, params):
         if path.endswith("_9001/comments") and "after" in params and state["kill"]:
-            raise RuntimeError("killed")
+            raise LambdaKilled("killed")
         return recorded(path, params)
 
     serve(handler, [])
-    with pytest.raises(RuntimeError, match="killed"):
+    with pytest.raises(LambdaKilled, match="killed"):
         scan(store)
     assert {"facebook:9001_998877", "facebook:9001_998878"} <= set(stored(store))
 

@@ -18,6 +18,8 @@ from emberwatch.http import HttpClient
 from emberwatch.scan import ScanReport, scan_source
 from emberwatch.sources.mastodon import CONNECTOR
 
+from tests.conftest import LambdaKilled
+
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "mastodon"
 INSTANCE = "https://mastodon.example"
 TAG_URL = f"{INSTANCE}/api/v1/timelines/tag/acme"
@@ -309,11 +311,11 @@ def test_a_run_killed_after_its_first_page_loses_nothing(store):
 
     def die(params):
         if params.get("max_id"):
-            raise RuntimeError("Lambda timed out")  # the container dies mid-run
+            raise LambdaKilled("Lambda timed out")  # the container dies mid-run
         return None
 
     instance.fail = die
-    with pytest.raises(RuntimeError):
+    with pytest.raises(LambdaKilled):
         scan(store)
     assert set(stored(store)) == {ALICE, DAVE}
     position = tag_cursor(store).position

@@ -18,6 +18,8 @@ from emberwatch.http import HttpClient
 from emberwatch.scan import scan_source
 from emberwatch.sources.reddit import CONNECTOR
 
+from tests.conftest import LambdaKilled
+
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "reddit"
 TOKEN_URL = "https://www.reddit.com/api/v1/access_token"
 SEARCH_URL = "https://oauth.reddit.com/search"
@@ -303,7 +305,7 @@ class Feed:
         after = params.get("after")
         if after and after == self.explode_after:
             self.explode_after = None
-            raise RuntimeError("Lambda timed out")
+            raise LambdaKilled("Lambda timed out")
         start = names.index(after) + 1 if after in names else (len(names) if after else 0)
         chunk = self.items[start : start + 2]
         more = start + 2 < len(self.items)
@@ -352,7 +354,7 @@ def test_a_run_killed_after_the_first_page_loses_nothing(store):
     scan(store, subreddits="")
     feed.add(2, 3, 4, 5)
     feed.explode_after = "t3_p4"  # the request for the second page kills the run
-    with pytest.raises(RuntimeError, match="timed out"):
+    with pytest.raises(LambdaKilled, match="timed out"):
         scan(store, subreddits="")
     assert set(stored(store)) == {"reddit:t3_p1", "reddit:t3_p5", "reddit:t3_p4"}
     assert search_cursor(store).position["after"] == "t3_p4"

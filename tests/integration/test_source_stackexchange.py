@@ -19,6 +19,8 @@ from emberwatch.http import HttpClient, SourceError
 from emberwatch.scan import PAUSE_THRESHOLD, scan_source
 from emberwatch.sources.stackexchange import CONNECTOR
 
+from tests.conftest import LambdaKilled
+
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "stackexchange"
 BASE = "https://se.example/2.3"
 URL = f"{BASE}/search/advanced"
@@ -334,11 +336,11 @@ def test_a_run_killed_after_the_first_page_loses_nothing(store):
 
     def handler(params):
         if params.get("page") == "2" and state["kill"]:
-            raise RuntimeError("killed")
+            raise LambdaKilled("killed")
         return recorded(params)
 
     serve(handler, [])
-    with pytest.raises(RuntimeError, match="killed"):
+    with pytest.raises(LambdaKilled, match="killed"):
         scan(store)
     assert set(stored(store)) == {"stackexchange:78470001", "stackexchange:78469950"}
 

@@ -17,6 +17,8 @@ from emberwatch.scan import scan_source
 from emberwatch.sources import ScanContext
 from emberwatch.sources.x import CONNECTOR
 
+from tests.conftest import LambdaKilled
+
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "x"
 SEARCH_URL = "https://api.x.com/2/tweets/search/recent"
 NOW = datetime(2024, 5, 13, 14, 30, tzinfo=UTC)
@@ -254,12 +256,12 @@ def test_a_run_killed_after_the_first_page_loses_nothing(store):
     def route(params):
         if params.get("next_token") == TOKEN and state["kill"]:
             state["kill"] = False
-            raise RuntimeError("Lambda timed out")  # the run dies between two pages
+            raise LambdaKilled("Lambda timed out")  # the run dies between two pages
         return two_pages(params)
 
     calls: list[dict] = []
     serve(route, calls)
-    with pytest.raises(RuntimeError, match="timed out"):
+    with pytest.raises(LambdaKilled, match="timed out"):
         scan(store)
     assert len(stored(store)) == 4  # page 1 was stored before the run died
     assert cursor(store).position["next_token"] == TOKEN

@@ -19,6 +19,8 @@ from emberwatch.http import HttpClient, SourceError
 from emberwatch.scan import PAUSE_THRESHOLD, scan_source
 from emberwatch.sources.youtube import CONNECTOR, next_pacific_midnight
 
+from tests.conftest import LambdaKilled
+
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "youtube"
 BASE = "https://yt.example/youtube/v3"
 NOW = datetime(2024, 5, 13, 14, 30, tzinfo=UTC)
@@ -438,11 +440,11 @@ def test_a_run_killed_after_the_first_page_loses_nothing(store):
 
     def handler(path, params):
         if params.get("pageToken") == "CAIQAA" and state["kill"]:
-            raise RuntimeError("killed")
+            raise LambdaKilled("killed")
         return recorded(path, params)
 
     serve(handler, [])
-    with pytest.raises(RuntimeError, match="killed"):
+    with pytest.raises(LambdaKilled, match="killed"):
         scan(store)
     assert set(stored(store)) == {"youtube:Xk3fQ9pLm2A", "youtube:Pz8rT1vNw0Q"}
 

@@ -133,3 +133,32 @@ class SnsAlerter:
         logger.info(
             "alert published", extra={"brand": incident.brand, "kind": kind, "incident": incident.key}
         )
+
+    def care(self, brand: Brand, waiting: list[dict[str, Any]], now: datetime) -> None:
+        """Publish one care alert listing the negative mentions past the brand's reply target."""
+        from .render import render
+
+        context = {
+            "brand": {"id": brand.id, "name": brand.name},
+            "target_minutes": brand.reply_target_minutes,
+            "waiting": waiting,
+            "now": now,
+            "link": self.link,
+        }
+        plural = "s" if len(waiting) != 1 else ""
+        subject = sns_subject(
+            f"[Emberwatch] CARE: {len(waiting)} negative mention{plural} of {brand.name} "
+            f"waiting over {brand.reply_target_minutes} min"
+        )
+        response = self.client.publish(
+            TopicArn=self.topic_arn,
+            Subject=subject,
+            Message=render("care_alert.txt.j2", care=context),
+            MessageAttributes={
+                "brand": {"DataType": "String", "StringValue": brand.id},
+                "severity": {"DataType": "String", "StringValue": "warning"},
+                "kind": {"DataType": "String", "StringValue": "care"},
+            },
+        )
+        self.sent.append({"kind": "care", "subject": subject, "message_id": response["MessageId"]})
+        logger.info("care alert published", extra={"brand": brand.id, "waiting": len(waiting)})

@@ -41,6 +41,13 @@ class Brand:
     facebook_pages: tuple[str, ...] = ()  # Facebook Page ids the brand manages
     tone: str = "vader"  # "vader" (offline, default) or "comprehend" (Amazon Comprehend)
     themes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # extra keywords per theme
+    own_accounts: dict[str, tuple[str, ...]] = field(default_factory=dict)  # source -> the brand's handles
+    reply_target_minutes: int = 15  # a negative mention waiting longer raises a care alert
+
+    def is_own(self, source: str, handle: str) -> bool:
+        """True when the author is one of the brand's own accounts on that source."""
+        wanted = handle.lower().lstrip("@")
+        return any(wanted == own.lower().lstrip("@") for own in self.own_accounts.get(source, ()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +184,18 @@ def _identifiers(
     return values
 
 
+def _own_accounts(reader: _Reader, item: dict[str, Any], path: str) -> dict[str, tuple[str, ...]]:
+    """The brand's own handles per source: their posts are the brand's replies."""
+    raw = reader.mapping(item.get("own_accounts"), f"{path}.own_accounts")
+    accounts = {}
+    for source in raw:
+        if source not in SOURCES:
+            reader.error(f"{path}.own_accounts.{source}", f"unknown source (known: {', '.join(SOURCES)})")
+            continue
+        accounts[source] = reader.strings(raw, source, f"{path}.own_accounts")
+    return accounts
+
+
 def _tone(reader: _Reader, item: dict[str, Any], path: str) -> str:
     tone = reader.string(item, "tone", path) or "vader"
     if tone not in ("vader", "comprehend"):
@@ -240,6 +259,8 @@ def parse_config(text: str, origin: str = "config") -> AppConfig:
                 "facebook_pages",
                 "tone",
                 "themes",
+                "own_accounts",
+                "reply_target_minutes",
             },
             path,
         )
@@ -273,6 +294,8 @@ def parse_config(text: str, origin: str = "config") -> AppConfig:
                 ),
                 tone=_tone(reader, item, path),
                 themes=_themes(reader, item, path),
+                own_accounts=_own_accounts(reader, item, path),
+                reply_target_minutes=reader.number(item, "reply_target_minutes", path, 15, low=1, high=10080),
             )
         )
 

@@ -96,6 +96,7 @@ class Mention:
     theme: str | None = None
     story: str | None = None  # near-duplicates, reposts and shares of one link share a story key
     noise: tuple[str, ...] = ()  # why this looks like a bot, spam or a repeat (kept, flagged)
+    own: bool = False  # written by one of the brand's own accounts: a reply, not a customer's mention
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property

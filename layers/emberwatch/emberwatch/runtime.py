@@ -106,6 +106,7 @@ class Runtime:
 
     def detect(self, event: ScheduledEvent) -> dict[str, Any]:
         from .alerts import SnsAlerter
+        from .care import check_care
         from .detect import run_detection
 
         config = self.config
@@ -126,13 +127,17 @@ class Runtime:
         metrics.add_metric(name="IncidentsResolved", unit=MetricUnit.Count, value=len(report.resolved))
         metrics.add_metric(name="NotificationsSent", unit=MetricUnit.Count, value=len(report.notifications))
         metrics.add_metric(name="NotificationFailures", unit=MetricUnit.Count, value=len(report.failures))
+        care = check_care(event.time, config=config, store=self.store, notify=alerter.care)
+        metrics.add_metric(name="CareAlerts", unit=MetricUnit.Count, value=len(care.alerted))
+        metrics.add_metric(name="MentionsWaiting", unit=MetricUnit.Count, value=care.waiting)
         return {
             "time": event.time.isoformat(),
             "opened": report.opened,
             "escalated": report.escalated,
             "resolved": report.resolved,
             "notifications": report.notifications,
-            "failures": report.failures,
+            "failures": report.failures + care.failures,
+            "care_alerted": care.alerted,
             "alerts": alerter.sent,
         }
 

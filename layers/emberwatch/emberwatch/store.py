@@ -21,6 +21,10 @@ from botocore.exceptions import ClientError
 from .models import Author, CountBucket, Cursor, Engagement, Incident, Mention, parse_iso, utc_iso
 
 TIME_SHARDS = 16
+WAIT_SHARDS = 4
+WAIT_DAYS = 7  # a negative mention waits in the care queue at most this long
+# first-response time histogram (seconds, upper bounds) kept per hour, for medians and percentiles
+FRT_BINS = (300, 900, 1800, 3600, 4 * 3600, 24 * 3600)
 TOP_PER_DAY = 10
 MAX_TRANSACTION_ITEMS = 100
 MENTIONS_PER_TRANSACTION = 90
@@ -79,6 +83,18 @@ class StoreResult:
     stored_ids: tuple[str, ...] = ()
 
 
+def awaits_reply(mention: Mention) -> bool:
+    """A customer's negative mention goes into the care queue until the brand replies."""
+    return mention.sentiment == "negative" and not mention.own and not mention.noise
+
+
+def _wait_key(brand: str, mention_id: str, created: datetime) -> dict[str, str]:
+    return {
+        "pk": f"WAIT#{brand}#{zlib.crc32(mention_id.encode()) % WAIT_SHARDS}",
+        "sk": f"{utc_iso(created)}#{mention_id}",
+    }
+
+
 def _transaction_batches(mentions: list[Mention]) -> Iterator[list[Mention]]:
     """Group mentions so a batch's puts and the counter and top-post items it touches fit one transaction."""
     mentions.sort(key=lambda m: (m.brand, m.source, m.created_at))
@@ -91,6 +107,8 @@ def _transaction_batches(mentions: list[Mention]) -> Iterator[list[Mention]]:
             ("h", mention.brand, mention.source, f"{created:%Y-%m-%dT%H}"),
             ("t", mention.brand, mention.source, f"{created:%Y-%m-%d}"),
         }
+        if awaits_reply(mention):
+            keys.add(("w", mention.id))
         if batch and (
             len(batch) + 1 + len(touched | keys) > MAX_TRANSACTION_ITEMS
             or len(batch) >= MENTIONS_PER_TRANSACTION
@@ -160,6 +178,7 @@ class Store:
             "theme": mention.theme,
             "story": mention.story,
             "noise": list(mention.noise) or None,
+            "own": mention.own or None,
             "raw": json.dumps(raw, default=str, separators=(",", ":")) if raw else None,
             "expires_at": _epoch(created + self.retention),
         }
@@ -192,6 +211,7 @@ class Store:
             theme=item.get("theme"),
             story=item.get("story"),
             noise=tuple(item.get("noise") or ()),
+            own=bool(item.get("own")),
             raw=json.loads(item["raw"]) if item.get("raw") else {},
         )
 
@@ -211,7 +231,92 @@ class Store:
             written, dupes = self._store_batch(batch)
             stored.extend(written)
             duplicates += dupes
+        # replies are linked after the store and again on every replay (linking is idempotent), so a
+        # crash between the two, or a parent stored later in the same page, still gets its link
+        for reply in unique.values():
+            if reply.own and reply.parent_id:
+                self.link_reply(reply)
         return StoreResult(stored=len(stored), duplicates=duplicates, stored_ids=tuple(stored))
+
+    def link_reply(self, reply: Mention) -> bool:
+        """Record the brand's reply on the customer's mention it answers: first-response time, queue exit.
+
+        True when this call recorded the first response; False when the parent is not a stored
+        customer mention or was already answered (so a replay counts nothing twice).
+        """
+        assert reply.parent_id
+        key = {"pk": f"M#{reply.brand}#{reply.parent_id}", "sk": "M"}
+        item = self.client.get_item(TableName=self.table, Key=serialize(key), ConsistentRead=True).get("Item")
+        if not item:
+            return False
+        parent = deserialize(item)
+        if parent.get("own") or parent.get("first_response_at"):
+            return False
+        created = parse_iso(parent["created_at"])
+        seconds = max(0, int((reply.created_at - created).total_seconds()))
+        hour = created.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        bins = [f"frt_le_{limit}" for limit in FRT_BINS if seconds <= limit] or ["frt_over"]
+        adds = ["answered :one", "frt_sum :secs", f"{bins[0]} :one"]
+        actions: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": serialize(key),
+                    "UpdateExpression": "SET first_response_at = :at, first_response_id = :by, "
+                    "first_response_seconds = :secs",
+                    "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(first_response_at)",
+                    "ExpressionAttributeValues": serialize(
+                        {":at": utc_iso(reply.created_at), ":by": reply.id, ":secs": seconds}
+                    ),
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": serialize({"pk": f"CARE#{reply.brand}#{hour:%Y-%m}", "sk": f"{hour:%dT%H}"}),
+                    "UpdateExpression": f"ADD {', '.join(adds)} SET bucket_at = :bucket, expires_at = :ttl",
+                    "ExpressionAttributeValues": serialize(
+                        {
+                            ":one": 1,
+                            ":secs": seconds,
+                            ":bucket": utc_iso(hour),
+                            ":ttl": _epoch(hour + timedelta(days=400)),
+                        }
+                    ),
+                }
+            },
+        ]
+        if parent.get("sentiment") == "negative":
+            actions.append(
+                {
+                    "Delete": {
+                        "TableName": self.table,
+                        "Key": serialize(_wait_key(reply.brand, parent["id"], created)),
+                    }
+                }
+            )
+        try:
+            self.client.transact_write_items(TransactItems=actions)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "TransactionCanceledException":
+                return False  # answered meanwhile by a concurrent run
+            raise
+        return True
+
+    def waiting(self, brand: str, older_than: datetime, now: datetime) -> list[dict[str, Any]]:
+        """Negative customer mentions still without a reply, created before `older_than` (oldest first)."""
+        out: list[dict[str, Any]] = []
+        for shard in range(WAIT_SHARDS):
+            for item in self._query(
+                KeyConditionExpression="pk = :pk AND sk < :before",
+                ExpressionAttributeValues=serialize(
+                    {":pk": f"WAIT#{brand}#{shard}", ":before": utc_iso(older_than)}
+                ),
+            ):
+                if item.get("expires_at", 0) > now.timestamp():  # moto never applies TTL
+                    out.append(item)
+        out.sort(key=lambda i: i["sk"])
+        return out
 
     def _store_batch(self, batch: list[Mention]) -> tuple[list[str], int]:
         duplicates = 0
@@ -297,6 +402,28 @@ class Store:
             actions.append(
                 self._counter_update(f"H#{brand}#{start:%Y-%m}", f"{start:%dT%H}#{source}", group, start, 400)
             )
+        for m in batch:
+            if awaits_reply(m):
+                actions.append(
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": serialize(
+                                {
+                                    **_wait_key(m.brand, m.id, m.created_at),
+                                    "type": "waiting",
+                                    "id": m.id,
+                                    "source": m.source,
+                                    "author": m.author.handle,
+                                    "url": m.url,
+                                    "text": m.body[:500],
+                                    "created_at": utc_iso(m.created_at),
+                                    "expires_at": _epoch(m.created_at + timedelta(days=WAIT_DAYS)),
+                                }
+                            ),
+                        }
+                    }
+                )
         for (pk, source), (entries, version) in tops.items():
             day = pk.rsplit("#", 1)[1]
             merged = {entry[2]: entry for entry in entries}

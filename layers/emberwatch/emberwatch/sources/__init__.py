@@ -136,14 +136,30 @@ def json_body(body: bytes | str, source: str) -> Any:
 
 
 def select(
-    parsed: Parsed, fetched: int, queries: list[Query], seen: Container[str] = (), *, source: str, brand: str
+    parsed: Parsed,
+    fetched: int,
+    queries: list[Query],
+    seen: Container[str] = (),
+    *,
+    source: str,
+    brand: Brand | str,
 ) -> Page:
-    """Keep the parsed mentions not seen before that match one of the brand's queries (recorded on each)."""
+    """Keep the parsed mentions not seen before that match one of the brand's queries (recorded on each).
+
+    Posts by the brand's own accounts are kept whatever they say and marked `own`: they are the
+    brand's replies, which care tracking links to the customers' mentions.
+    """
+    brand_id = brand if isinstance(brand, str) else brand.id
     page = Page(mentions=[], position=None, fetched=fetched, skipped=len(parsed.skipped))
     for reason in parsed.skipped:
-        logger.warning("skipped malformed item", extra={"source": source, "brand": brand, "reason": reason})
+        logger.warning(
+            "skipped malformed item", extra={"source": source, "brand": brand_id, "reason": reason}
+        )
     for mention in parsed.mentions:
         if mention.id in seen:
+            continue
+        if not isinstance(brand, str) and brand.is_own(source, mention.author.handle):
+            page.mentions.append(mention.with_enrichment(own=True, query=mention.query or "own account"))
             continue
         haystack = (
             f"{mention.title}\n{mention.text}"

@@ -391,7 +391,7 @@ class BlueskyConnector:
                 stamps = [sort_at(p) for p in posts]
                 fresh = [p for p, s in zip(posts, stamps, strict=True) if s is None or s >= pass_since]
                 parsed = parse_posts(fresh, brand, spec.label)
-                page = select(parsed, len(fresh), queries, recent, source="bluesky", brand=brand.id)
+                page = select(parsed, len(fresh), queries, recent, source="bluesky", brand=brand)
                 for mention in parsed.mentions:
                     recent.setdefault(mention.id, int(mention.created_at.timestamp()))
                 newest = max((s for s in stamps if s is not None), default=None)

@@ -288,7 +288,7 @@ class FacebookConnector:
             reached = bool(stamps) and min(stamps) < floor  # in case `since` was not applied
             fresh = [(m, s) for m, s in zip(parsed.mentions, stamps, strict=True) if s >= floor]
             parsed.mentions = [m for m, _ in fresh]
-            page = select(parsed, len(body["data"]), queries, recent, source="facebook", brand=brand.id)
+            page = select(parsed, len(body["data"]), queries, recent, source="facebook", brand=brand)
             for mention, created in fresh:
                 recent.setdefault(mention.id, created)
                 high = created if high is None else max(high, created)

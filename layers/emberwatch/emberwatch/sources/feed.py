@@ -102,7 +102,7 @@ class FeedConnector:
         parsed = self.parse(response.content, brand, "")
         seen = list(position.get("seen", []))
         fetched = len(parsed.mentions) + len(parsed.skipped)
-        page = select(parsed, fetched, brand_queries(brand), set(seen), source="feed", brand=brand.id)
+        page = select(parsed, fetched, brand_queries(brand), set(seen), source="feed", brand=brand)
         fresh = [m.id for m in parsed.mentions if m.id not in seen]
         page.position = {
             "etag": response.headers.get("ETag"),

@@ -176,7 +176,7 @@ class HackerNewsConnector:
     ) -> tuple[Page, int | None, int | None]:
         parsed = parse_hits(hits, brand, query.text)
         stamps = [int(m.created_at.timestamp()) for m in parsed.mentions]
-        page = select(parsed, len(hits), [query], recent, source="hackernews", brand=brand.id)
+        page = select(parsed, len(hits), [query], recent, source="hackernews", brand=brand)
         for mention, created in zip(parsed.mentions, stamps, strict=True):
             recent.setdefault(mention.id, created)
         return page, min(stamps, default=None), max(stamps, default=None)

@@ -285,7 +285,7 @@ class MastodonConnector:
                 if batch.ids:
                     newest = max(batch.ids, key=id_key)
                     top = newest if top is None or id_key(newest) > id_key(top) else top
-                page = select(batch.parsed, batch.kept, queries, source="mastodon", brand=brand.id)
+                page = select(batch.parsed, batch.kept, queries, source="mastodon", brand=brand)
                 if search:
                     following = (resume or 0) + PAGE_LIMIT if statuses else None
                 else:

@@ -321,7 +321,7 @@ class RedditConnector:
                 queries,
                 {f"reddit:{n}" for n in marked},
                 source="reddit",
-                brand=brand.id,
+                brand=brand,
             )
             if check_resume_point and not children:
                 # the stored `after` leads nowhere (its item was deleted): read the gap again from

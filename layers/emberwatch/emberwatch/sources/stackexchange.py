@@ -290,7 +290,7 @@ class StackExchangeConnector:
     ) -> tuple[Page, int | None, int | None]:
         parsed = parse_items(items, brand, query.text)
         stamps = [int(m.created_at.timestamp()) for m in parsed.mentions]
-        page = select(parsed, len(items), [query], recent, source="stackexchange", brand=brand.id)
+        page = select(parsed, len(items), [query], recent, source="stackexchange", brand=brand)
         for mention, created in zip(parsed.mentions, stamps, strict=True):
             recent.setdefault(mention.id, created)
         return page, min(stamps, default=None), max(stamps, default=None)

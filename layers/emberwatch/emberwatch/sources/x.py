@@ -366,7 +366,7 @@ class XConnector:
             data, users, meta = self._fetch(url, params, token, ctx)
             pages_read += 1
             parsed = parse_posts(data, users, brand, query.text)
-            page = select(parsed, len(data), [query], source="x", brand=brand.id)
+            page = select(parsed, len(data), [query], source="x", brand=brand)
             if not next_token:  # the first page of a pass: its newest id ends the pass
                 pending = meta.get("newest_id") if isinstance(meta.get("newest_id"), str) else None
             following = meta.get("next_token") if isinstance(meta.get("next_token"), str) else None

@@ -302,7 +302,7 @@ class YouTubeConnector:
             items = body["items"]
             parsed = parse_items(items, brand, query.text)
             stamps = [_epoch(m.created_at) for m in parsed.mentions]
-            page = select(parsed, len(items), [query], recent, source="youtube", brand=brand.id)
+            page = select(parsed, len(items), [query], recent, source="youtube", brand=brand)
             for mention, created in zip(parsed.mentions, stamps, strict=True):
                 recent.setdefault(mention.id, created)
             if page.mentions:
@@ -387,7 +387,7 @@ class YouTubeConnector:
             reached = bool(stamps) and min(stamps) < floor
             fresh = [(m, s) for m, s in zip(parsed.mentions, stamps, strict=True) if s >= floor]
             parsed.mentions = [m for m, _ in fresh]
-            page = select(parsed, len(items), queries, recent, source="youtube", brand=brand.id)
+            page = select(parsed, len(items), queries, recent, source="youtube", brand=brand)
             for mention, created in fresh:
                 recent.setdefault(mention.id, created)
                 high = created if high is None else max(high, created)
