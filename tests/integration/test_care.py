@@ -141,3 +141,32 @@ def test_posts_by_the_brands_own_accounts_are_kept_as_replies():
     )
     assert [m.id for m in page.mentions] == [theirs.id] and page.mentions[0].own
     assert page.not_matching == 1
+
+
+def test_a_critic_who_was_answered_and_turns_positive_is_recorded_once(store):
+    # Given a customer complains, the brand replies, and the customer later praises
+    angry = customer(40, T)
+    store.store_mentions([angry])
+    store.store_mentions([reply(41, angry, T + timedelta(minutes=10))])
+    praise = replace(
+        customer(42, T + timedelta(days=1), "positive"),
+        author=angry.author,
+        text="Acme Widgets fixed it, great support",
+    )
+    later_praise = replace(praise, native_id="43", created_at=T + timedelta(days=2))
+    store.store_mentions([praise])
+    store.store_mentions([praise, later_praise])  # a replay and a second positive post
+
+    # Then one ambassador record, with the three dates
+    (record,) = store.ambassadors("acme", T, T + timedelta(days=3))
+    assert record["handle"] == angry.author.handle
+    assert record["first_negative_at"] == "2024-05-13T14:00:00Z"
+    assert record["answered_at"] == "2024-05-13T14:10:00Z"
+    assert record["positive_at"] == "2024-05-14T14:00:00Z"
+
+
+def test_praise_without_a_reply_in_between_is_not_a_conversion(store):
+    angry = customer(50, T)
+    praise = replace(customer(51, T + timedelta(hours=2), "positive"), author=angry.author)
+    store.store_mentions([angry, praise])
+    assert store.ambassadors("acme", T, T + timedelta(days=1)) == []

@@ -38,13 +38,17 @@ def mention(n: int, created: datetime, *, brand: str = "acme", source: str = "ha
 
 
 def touched_keys(batch: list[Mention]) -> set[tuple[str, ...]]:
-    """The counter and top-post items a batch updates: 5-minute, hourly and (top posts) day buckets."""
+    """The other items a batch updates: 5-minute, hourly and (top posts) day buckets, authors, care queue."""
     keys: set[tuple[str, ...]] = set()
     for m in batch:
         created = m.created_at.astimezone(UTC)
         keys.add(("5", m.brand, m.source, bucket_start(created).isoformat()))
         keys.add(("h", m.brand, m.source, created.strftime("%Y-%m-%dT%H")))
         keys.add(("d", m.brand, m.source, created.strftime("%Y-%m-%d")))
+        if not m.own:
+            keys.add(("a", m.brand, m.source, m.author.handle.lower()))
+        if m.sentiment == "negative" and not m.own and not m.noise:
+            keys.add(("w", m.id))
     return keys
 
 
@@ -130,10 +134,10 @@ def test_mentions_each_in_their_own_buckets_are_split_by_action_count():
 
 
 def test_mentions_on_different_days_each_add_three_items():
-    # one per day: 1 put + 3 new items each -> at most 25 per transaction
+    # one per day by one author: 1 put + 3 new items each, + 1 author item -> at most 24 per transaction
     mentions = [mention(n, T0 + timedelta(days=n)) for n in range(60)]
     batches = assert_batches_fit(mentions)
-    assert max(len(b) for b in batches) == 25
+    assert max(len(b) for b in batches) == 24
 
 
 @pytest.mark.parametrize("seed", range(8))

@@ -109,6 +109,8 @@ def _transaction_batches(mentions: list[Mention]) -> Iterator[list[Mention]]:
         }
         if awaits_reply(mention):
             keys.add(("w", mention.id))
+        if not mention.own:
+            keys.add(("a", mention.brand, mention.source, mention.author.handle.lower()))
         if batch and (
             len(batch) + 1 + len(touched | keys) > MAX_TRANSACTION_ITEMS
             or len(batch) >= MENTIONS_PER_TRANSACTION
@@ -236,6 +238,10 @@ class Store:
         for reply in unique.values():
             if reply.own and reply.parent_id:
                 self.link_reply(reply)
+        new = set(stored)
+        self.record_ambassadors(
+            [m for m in unique.values() if m.id in new and m.sentiment == "positive" and not m.own]
+        )
         return StoreResult(stored=len(stored), duplicates=duplicates, stored_ids=tuple(stored))
 
     def link_reply(self, reply: Mention) -> bool:
@@ -286,6 +292,18 @@ class Store:
                 }
             },
         ]
+        if parent.get("author_handle"):
+            author_key = f"A#{reply.brand}#{parent['source']}#{parent['author_handle'].lower()}"
+            actions.append(
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": serialize({"pk": author_key, "sk": "A"}),
+                        "UpdateExpression": "SET answered_at = if_not_exists(answered_at, :at)",
+                        "ExpressionAttributeValues": serialize({":at": utc_iso(reply.created_at)}),
+                    }
+                }
+            )
         if parent.get("sentiment") == "negative":
             actions.append(
                 {
@@ -302,6 +320,97 @@ class Store:
                 return False  # answered meanwhile by a concurrent run
             raise
         return True
+
+    def record_ambassadors(self, positives: list[Mention]) -> list[str]:
+        """Authors who were negative, got the brand's reply, then turned positive: critics become ambassadors.
+
+        Recorded once per author (a conditional update plus the record, in one transaction).
+        """
+        if not positives:
+            return []
+        keys = {(m.brand, m.source, m.author.handle.lower()) for m in positives}
+        authors: dict[tuple[str, str, str], dict[str, Any]] = {}
+        request: dict[str, Any] = {
+            self.table: {"Keys": [serialize({"pk": f"A#{b}#{s}#{h}", "sk": "A"}) for b, s, h in sorted(keys)]}
+        }
+        while request:
+            response = self.client.batch_get_item(RequestItems=request)
+            for raw in response.get("Responses", {}).get(self.table, []):
+                item = deserialize(raw)
+                _, brand, source, handle = item["pk"].split("#", 3)
+                authors[(brand, source, handle)] = item
+            request = response.get("UnprocessedKeys") or {}
+        recorded = []
+        for m in sorted(positives, key=lambda m: m.created_at):
+            author = authors.get((m.brand, m.source, m.author.handle.lower()))
+            when = utc_iso(m.created_at)
+            if (
+                not author
+                or author.get("ambassador_at")
+                or not author.get("answered_at")
+                or not author.get("first_negative_at")
+                or not author["first_negative_at"] < author["answered_at"] < when
+            ):
+                continue
+            try:
+                self.client.transact_write_items(
+                    TransactItems=[
+                        {
+                            "Update": {
+                                "TableName": self.table,
+                                "Key": serialize({"pk": author["pk"], "sk": "A"}),
+                                "UpdateExpression": "SET ambassador_at = :at, ambassador_mention = :id",
+                                "ConditionExpression": "attribute_not_exists(ambassador_at) "
+                                "AND first_negative_at < answered_at AND answered_at < :at",
+                                "ExpressionAttributeValues": serialize({":at": when, ":id": m.id}),
+                            }
+                        },
+                        {
+                            "Put": {
+                                "TableName": self.table,
+                                "Item": serialize(
+                                    {
+                                        "pk": f"AMB#{m.brand}#{m.created_at.astimezone(UTC):%Y-%m}",
+                                        "sk": f"{when}#{m.source}#{m.author.handle.lower()}",
+                                        "type": "ambassador",
+                                        "source": m.source,
+                                        "handle": m.author.handle,
+                                        "first_negative_at": author["first_negative_at"],
+                                        "answered_at": author["answered_at"],
+                                        "positive_at": when,
+                                        "mention_id": m.id,
+                                        "url": m.url,
+                                        "text": m.body[:300],
+                                        "expires_at": _epoch(m.created_at + timedelta(days=400)),
+                                    }
+                                ),
+                            }
+                        },
+                    ]
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] == "TransactionCanceledException":
+                    continue  # recorded meanwhile, or no longer a critic's turn
+                raise
+            author["ambassador_at"] = when
+            recorded.append(m.author.handle)
+        return recorded
+
+    def ambassadors(self, brand: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """Critics turned ambassadors whose positive mention falls in [start, end)."""
+        out = []
+        month = start.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        while month < end:
+            out.extend(
+                self._query(
+                    KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+                    ExpressionAttributeValues=serialize(
+                        {":pk": f"AMB#{brand}#{month:%Y-%m}", ":low": utc_iso(start), ":high": utc_iso(end)}
+                    ),
+                )
+            )
+            month = (month + timedelta(days=32)).replace(day=1)
+        return out
 
     def waiting(self, brand: str, older_than: datetime, now: datetime) -> list[dict[str, Any]]:
         """Negative customer mentions still without a reply, created before `older_than` (oldest first)."""
@@ -402,6 +511,12 @@ class Store:
             actions.append(
                 self._counter_update(f"H#{brand}#{start:%Y-%m}", f"{start:%dT%H}#{source}", group, start, 400)
             )
+        authors: dict[tuple[str, str, str], list[Mention]] = defaultdict(list)
+        for m in batch:
+            if not m.own:
+                authors[(m.brand, m.source, m.author.handle.lower())].append(m)
+        for key, group in authors.items():
+            actions.append(self._author_update(*key, group))
         for m in batch:
             if awaits_reply(m):
                 actions.append(
@@ -457,6 +572,45 @@ class Store:
         if len(actions) > MAX_TRANSACTION_ITEMS:
             raise ValueError("batch spans too many time buckets for one transaction")
         return actions, len(batch)
+
+    def _author_update(self, brand: str, source: str, handle: str, group: list[Mention]) -> dict[str, Any]:
+        """Per author: how many mentions, of which tone, how much reach, when first and last seen."""
+        stamps = sorted(utc_iso(m.created_at) for m in group)
+        negatives = sorted(utc_iso(m.created_at) for m in group if m.sentiment == "negative")
+        followers = max((m.author.followers for m in group if m.author.followers is not None), default=None)
+        values: dict[str, Any] = {
+            ":n": len(group),
+            ":neg": len(negatives),
+            ":pos": sum(1 for m in group if m.sentiment == "positive"),
+            ":eng": sum(m.engagement.total for m in group),
+            ":first": stamps[0],
+            ":last": stamps[-1],
+            ":handle": group[0].author.handle,
+            ":name": group[0].author.display_name or group[0].author.handle,
+            ":ttl": _epoch(group[-1].created_at + timedelta(days=400)),
+        }
+        sets = [
+            "handle = :handle",
+            "display_name = :name",
+            "first_seen = if_not_exists(first_seen, :first)",
+            "last_seen = :last",
+            "expires_at = :ttl",
+        ]
+        if negatives:
+            values[":firstneg"] = negatives[0]
+            sets.append("first_negative_at = if_not_exists(first_negative_at, :firstneg)")
+        if followers is not None:
+            values[":followers"] = followers
+            sets.append("followers = :followers")
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": serialize({"pk": f"A#{brand}#{source}#{handle}", "sk": "A"}),
+                "UpdateExpression": "ADD mentions :n, negative :neg, positive :pos, engagement :eng "
+                f"SET {', '.join(sets)}",
+                "ExpressionAttributeValues": serialize(values),
+            }
+        }
 
     def _counter_update(
         self, pk: str, sk: str, group: list[Mention], start: datetime, ttl_days: int
