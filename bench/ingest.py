@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     from emberwatch.query import parse_query
     from emberwatch.sources import select
     from emberwatch.sources.hackernews import CONNECTOR
-    from emberwatch.store import Store
+    from emberwatch.store import Store, dynamodb_client
     from moto import mock_aws
 
     from sim import motofix
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     with mock_aws():
         session = boto3.Session(region_name="us-east-1")
         stack = provision(session, parameters={"SenderEmail": "bench@acme.example"})
-        client = session.client("dynamodb")
+        client = dynamodb_client(session)  # the client the functions use
         requests_by_op: Counter[str] = Counter()
         aws_cpu = [0.0]
         started: list[float] = []

@@ -36,7 +36,12 @@ class Runtime:
         if service not in self.clients:
             import boto3
 
-            self.clients[service] = boto3.client(service)
+            if service == "dynamodb":
+                from .store import dynamodb_client
+
+                self.clients[service] = dynamodb_client()
+            else:
+                self.clients[service] = boto3.client(service)
         return self.clients[service]
 
     @property
