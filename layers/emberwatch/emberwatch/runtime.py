@@ -99,6 +99,9 @@ class Runtime:
             name="MentionsSkipped", unit=MetricUnit.Count, value=sum(r.skipped for r in report.reports)
         )
         metrics.add_metric(name="SourceErrors", unit=MetricUnit.Count, value=len(report.failed))
+        # one datapoint per run: ScanStale<Source> alarms when a source has no good run for 30 minutes
+        succeeded = 0 if report.failed or report.paused_until else 1
+        metrics.add_metric(name="ScanSucceeded", unit=MetricUnit.Count, value=succeeded)
         return {
             "source": source,
             "time": event.time.isoformat(),
