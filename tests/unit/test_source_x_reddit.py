@@ -131,3 +131,12 @@ def test_x_error_bodies_in_both_shapes():
         None,
         "Invalid Request: One or more parameters are invalid.",
     )
+
+
+def test_x_reads_the_brands_own_accounts_in_a_stream_of_their_own():
+    from emberwatch.config import Brand, SourceSettings
+    from emberwatch.sources.x import CONNECTOR as X
+
+    brand = Brand(id="acme", name="Acme", queries=('"acme widgets"',), own_accounts={"x": ("@AcmeCare",)})
+    natives = [spec.params["native"] for spec in X.specs(brand, SourceSettings("x", enabled=True))]
+    assert natives == ['"acme widgets"', "from:AcmeCare"]

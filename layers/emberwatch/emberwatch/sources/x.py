@@ -328,6 +328,14 @@ class XConnector:
                 specs.setdefault(
                     key, QuerySpec(key=key, label=native, params={"query": query, "native": native})
                 )
+        # the brand's own accounts: their replies rarely repeat the watch terms, so they get their
+        # own stream; `select` keeps their posts whatever they say and care tracking links them
+        for handle in brand.own_accounts.get("x", ()):
+            native = f"from:{handle.lstrip('@')}"
+            key = stable_key("x", native)
+            specs.setdefault(
+                key, QuerySpec(key=key, label=native, params={"query": brand.queries[0], "native": native})
+            )
         return list(specs.values())
 
     def pages(self, brand: Brand, spec: QuerySpec, cursor: Cursor, ctx: ScanContext) -> Iterator[Page]:
