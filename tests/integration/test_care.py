@@ -170,3 +170,12 @@ def test_praise_without_a_reply_in_between_is_not_a_conversion(store):
     praise = replace(customer(51, T + timedelta(hours=2), "positive"), author=angry.author)
     store.store_mentions([angry, praise])
     assert store.ambassadors("acme", T, T + timedelta(days=1)) == []
+
+
+def test_brands_without_own_accounts_get_no_care_alerts(aws, stack, store, handler, lambda_context):
+    # the default test configuration lists no own accounts: replies cannot be seen, so no care alerts
+    store.store_mentions([customer(60, T)])
+    result = handler("detect").lambda_handler(
+        scheduled_event(None, T + timedelta(hours=1), kind="detect"), lambda_context
+    )
+    assert result["care_alerted"] == []

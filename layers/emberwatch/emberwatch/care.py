@@ -1,5 +1,7 @@
 """Care alerts: a customer's negative mention waiting longer than the brand's reply target.
 
+Only brands that list their `own_accounts` get care alerts: their replies are what closes a wait.
+
 Each overdue mention is alerted once (a claim per mention); one message per brand and run lists
 them all, so a fire of angry posts is one care alert, not a storm.
 """
@@ -48,6 +50,9 @@ def check_care(now: datetime, *, config: AppConfig, store: Store, notify: CareNo
     """Alert on-call, once per mention, about negative mentions past their brand's reply target."""
     report = CareReport()
     for brand in config.brands:
+        if not brand.own_accounts:
+            # without the brand's own accounts no reply can be seen: every mention would look unanswered
+            continue
         try:
             items = store.waiting(brand.id, now - timedelta(minutes=brand.reply_target_minutes), now)
             report.waiting += len(items)
