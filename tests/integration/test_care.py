@@ -179,3 +179,12 @@ def test_brands_without_own_accounts_get_no_care_alerts(aws, stack, store, handl
         scheduled_event(None, T + timedelta(hours=1), kind="detect"), lambda_context
     )
     assert result["care_alerted"] == []
+
+
+def test_more_than_a_hundred_positive_authors_in_one_call(store):
+    # BatchGetItem takes at most 100 keys: the ambassador check reads authors in chunks
+    praise = [
+        replace(customer(100 + n, T + timedelta(seconds=n), "positive"), author=Author(f"fan{n}"))
+        for n in range(150)
+    ]
+    assert store.store_mentions(praise).stored == 150

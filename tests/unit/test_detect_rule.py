@@ -1,8 +1,10 @@
-"""The spike rule (pure): the Poisson tail, `evaluate`, severities, and the incident lifecycle `advance`."""
+"""The detection rules (pure): the Poisson tail, `evaluate` (volume, per brand and per source),
+`evaluate_negative`, `evaluate_blind_spot`, severities, and the incident lifecycle `advance`."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -10,11 +12,19 @@ import pytest
 from emberwatch.config import Brand, Detection
 from emberwatch.detect import (
     BASELINE_FLOOR_PER_HOUR,
+    BLIND_FAILED_RUNS,
     MIN_HISTORY_HOURS,
+    RULE_BLIND_SPOT,
+    RULE_NEGATIVE,
     RULE_VOLUME,
+    BrandBaseline,
     Signal,
     advance,
     evaluate,
+    evaluate_blind_spot,
+    evaluate_negative,
+    evaluate_viral,
+    min_negative,
     poisson_tail,
     severity_for,
 )
@@ -421,3 +431,321 @@ def test_a_resolved_incident_with_a_pending_all_clear_is_left_alone():
         incident.quiet_runs,
         incident.pending_kind,
     ) == snapshot
+
+
+# ---------------------------------------------------------------- rule and scope of an incident
+
+
+def test_the_incident_takes_its_rule_and_scope_from_the_signal():
+    signal = Signal(
+        triggered=True,
+        observed=15,
+        expected=1.0,
+        p_value=1e-9,
+        ratio=15.0,
+        severity="critical",
+        window_start=WINDOW_START,
+        enough_history=True,
+        rule=RULE_VOLUME,
+        scope="source:reddit",
+    )
+    transition = advance(None, signal, BRAND, NOW, RULES)
+    assert (transition.incident.scope, transition.incident.rule) == ("source:reddit", RULE_VOLUME)
+    assert transition.incident.key == "acme|source:reddit|volume_spike|2024-05-13T11:40:00Z"
+
+
+# ---------------------------------------------------------------- covered incidents (notifications kept sane)
+
+
+def test_a_covered_incident_opens_without_a_notification():
+    transition = advance(None, signal(30), BRAND, NOW, RULES, covered=True)
+    assert transition.notify is None
+    incident = transition.incident
+    assert incident.status == "open"
+    assert incident.notified_level == 0  # never announced
+    assert incident.pending_kind is None
+
+
+def test_a_covered_incident_does_not_escalate():
+    incident = open_incident(level=20)
+    transition = advance(incident, signal(100), BRAND, NOW, RULES, covered=True)
+    assert transition.notify is None
+    assert incident.peak == 100 and incident.pending_kind is None
+    assert incident.notified_level == 20
+
+
+def test_a_held_back_incident_is_announced_once_no_longer_covered():
+    incident = advance(None, signal(30), BRAND, NOW, RULES, covered=True).incident
+    assert advance(incident, signal(32), BRAND, NOW, RULES, covered=True).notify is None
+    # the covering incident is over and this one still fires
+    transition = advance(incident, signal(31), BRAND, NOW + timedelta(minutes=10), RULES, covered=False)
+    assert transition.notify == "opened"
+    assert (incident.pending_kind, incident.pending_level, incident.notified_level) == ("opened", 31, 31)
+
+
+def test_an_incident_never_announced_resolves_without_an_all_clear():
+    rules = Detection(resolve_after_quiet_runs=2)
+    incident = advance(None, signal(30), BRAND, NOW, rules, covered=True).incident
+    advance(incident, signal(2, triggered=False), BRAND, NOW, rules)
+    transition = advance(incident, signal(2, triggered=False), BRAND, NOW, rules)
+    assert incident.status == "resolved"
+    assert transition.notify is None and incident.pending_kind is None
+
+
+def test_an_announced_incident_resolving_while_covered_leaves_the_all_clear_to_the_cover():
+    rules = Detection(resolve_after_quiet_runs=1)
+    incident = open_incident(level=20)
+    transition = advance(incident, signal(2, triggered=False), BRAND, NOW, rules, covered=True)
+    assert incident.status == "resolved"
+    assert transition.notify is None
+
+
+# ---------------------------------------------------------------- volume per source
+
+
+def test_volume_per_source_uses_that_sources_baseline():
+    # Given Hacker News at 40 an hour and Reddit at 2 an hour
+    history = [*hourly(40), *hourly(2, source="reddit")]
+    # When Reddit has 15 in the window and Hacker News its usual 20
+    window = [*spread(20), *spread(15, source="reddit")]
+    brand = evaluate(window, history, NOW, RULES)
+    reddit = evaluate(window, history, NOW, RULES, source="reddit")
+    hn = evaluate(window, history, NOW, RULES, source="hackernews")
+    # Then the brand as a whole is calm, but Reddit alone is on fire
+    assert not brand.triggered
+    assert reddit.triggered and reddit.scope == "source:reddit"
+    assert reddit.expected == pytest.approx(1.0)
+    assert reddit.by_source == {"reddit": 15}
+    assert not hn.triggered and hn.scope == "source:hackernews"
+
+
+def test_a_source_never_seen_has_no_baseline_to_alert_on():
+    signal = evaluate(spread(50, source="youtube"), hourly(4), NOW, RULES, source="youtube")
+    assert not signal.enough_history and not signal.triggered
+
+
+def test_a_prebuilt_baseline_gives_the_same_verdict():
+    history = [*hourly(4), *hourly(1, source="feed")]
+    baseline = BrandBaseline.build(history, CUTOFF, RULES)
+    assert evaluate(spread(60), [], NOW, RULES, baseline=baseline) == evaluate(
+        spread(60), history, NOW, RULES
+    )
+
+
+# ---------------------------------------------------------------- negative tone
+
+
+def rated_hourly(per_hour: int, negative: int, *, hours: int = 7 * 24, source: str = "hackernews"):
+    return [
+        CountBucket(
+            brand="acme",
+            source=source,
+            start=CUTOFF - timedelta(hours=h),
+            mentions=per_hour,
+            negative=negative,
+            rated=per_hour,
+        )
+        for h in range(1, hours + 1)
+    ]
+
+
+def rated_window(mentions: int, negative: int, *, source: str = "hackernews"):
+    """`mentions` (all rated, `negative` of them negative) over the window's six buckets."""
+    out = []
+    for i in range(6):
+        m = mentions // 6 + (1 if i < mentions % 6 else 0)
+        n = negative // 6 + (1 if i < negative % 6 else 0)
+        out.append(
+            CountBucket("acme", source, WINDOW_START + timedelta(minutes=5 * i), m, negative=n, rated=m)
+        )
+    return out
+
+
+def test_negative_spike_while_volume_is_normal():
+    # Given 40 mentions an hour, 4 of them negative (10%)
+    history = rated_hourly(40, 4)
+    # When the window has its usual 20 mentions, but 9 of them negative
+    window = rated_window(20, 9)
+    volume = evaluate(window, history, NOW, RULES)
+    negative = evaluate_negative(window, history, NOW, RULES)
+    # Then the volume rule is calm and the tone rule fires on the share
+    assert not volume.triggered
+    assert negative.triggered
+    assert negative.rule == RULE_NEGATIVE and negative.scope == "brand"
+    assert negative.observed == 9
+    assert negative.expected == pytest.approx(20 * (4 * 168 + 2) / (40 * 168 + 10))
+    assert negative.p_value < RULES.p_value
+    assert "9 of 20" in negative.reason
+
+
+def test_the_usual_share_of_negative_mentions_does_not_fire():
+    history = rated_hourly(40, 4)
+    signal = evaluate_negative(rated_window(20, 3), history, NOW, RULES)
+    assert not signal.triggered
+
+
+def test_the_share_rule_needs_a_minimum_negative_count():
+    # Given a quiet brand, 4 an hour, 10% negative: 2 in the window, both negative
+    history = rated_hourly(4, 0)
+    signal = evaluate_negative(rated_window(4, min_negative(RULES) - 1), history, NOW, RULES)
+    assert not signal.triggered
+    assert min_negative(RULES) == 6
+
+
+def test_the_tone_rules_need_a_rated_history():
+    # a history without sentiment (before tone enrichment) has no usual tone to compare with
+    history = hourly(40)
+    signal = evaluate_negative(rated_window(20, 15), history, NOW, RULES)
+    assert not signal.triggered
+    assert not signal.enough_history
+    # nor does one where most mentions were not rated
+    half = [*rated_hourly(40, 0, hours=24), *hourly(40, end=CUTOFF - timedelta(hours=24), hours=144)]
+    assert not evaluate_negative(rated_window(20, 15), half, NOW, RULES).triggered
+
+
+def test_negative_count_rule_fires_on_its_own_baseline():
+    # Given 2 negative an hour out of 40, When 30 negatives arrive among 200 mentions (share 15%)
+    history = rated_hourly(40, 2)
+    window = rated_window(200, 30)
+    signal = evaluate_negative(window, history, NOW, RULES)
+    # Then it fires on the count (30 against 1 expected), whatever the share says
+    assert signal.triggered
+    assert signal.expected == pytest.approx(1.0)
+    assert signal.severity == "critical"
+
+
+# ---------------------------------------------------------------- blind spot
+
+
+def run_item(*, failures=0, last_run=None, last_success=None, fetched=5, error=None, last_error=None):
+    item = {"failures": failures, "last_stats": json.dumps({"fetched": fetched, "stored": 0})}
+    if last_error:
+        item["last_error_at"] = last_error.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if last_run:
+        item["last_run_at"] = last_run.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if last_success:
+        item["last_success_at"] = last_success.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if error:
+        item["last_error"] = error
+    return item
+
+
+REDDIT_HISTORY = [*hourly(20), *hourly(6, source="reddit")]
+
+
+def test_consecutive_failures_of_a_source_that_yields_are_a_blind_spot():
+    run = run_item(
+        failures=BLIND_FAILED_RUNS,
+        last_run=NOW,
+        last_success=NOW - timedelta(minutes=16),
+        error="reddit: HTTP 503",
+    )
+    signal = evaluate_blind_spot("reddit", run, spread(10), REDDIT_HISTORY, NOW, RULES)
+    assert signal.triggered
+    assert (signal.rule, signal.scope) == (RULE_BLIND_SPOT, "source:reddit")
+    assert "3 failed runs in a row" in signal.reason and "HTTP 503" in signal.reason
+    assert not signal.recovered
+
+
+def test_a_single_failure_is_not_yet_a_blind_spot():
+    run = run_item(failures=1, last_run=NOW, last_success=NOW - timedelta(minutes=6))
+    assert not evaluate_blind_spot("reddit", run, [], REDDIT_HISTORY, NOW, RULES).triggered
+
+
+def test_no_success_for_thirty_minutes_is_a_blind_spot():
+    # a source on a 15-minute schedule: two failures, the last success 35 minutes ago
+    run = run_item(failures=2, last_run=NOW, last_success=NOW - timedelta(minutes=35))
+    signal = evaluate_blind_spot("reddit", run, [], REDDIT_HISTORY, NOW, RULES)
+    assert signal.triggered and "no successful run for 35 min" in signal.reason
+
+
+def test_a_source_that_stopped_running_is_a_blind_spot():
+    run = run_item(last_run=NOW - timedelta(hours=4), last_success=NOW - timedelta(hours=4))
+    signal = evaluate_blind_spot("reddit", run, [], REDDIT_HISTORY, NOW, RULES)
+    assert signal.triggered and "no run for 4 h" in signal.reason
+
+
+def test_an_hourly_source_between_runs_is_not_blind():
+    run = run_item(last_run=NOW - timedelta(minutes=55), last_success=NOW - timedelta(minutes=55))
+    earlier = recent(2, source="reddit", start=WINDOW_START - timedelta(minutes=30))
+    assert not evaluate_blind_spot("reddit", run, earlier, REDDIT_HISTORY, NOW, RULES).triggered
+
+
+def test_fetching_nothing_for_unusually_long_is_a_blind_spot():
+    # Given Reddit usually brings 6 an hour, When its runs succeed but fetch nothing for 2 hours
+    history = [
+        b for b in REDDIT_HISTORY if not (b.source == "reddit" and b.start >= CUTOFF - timedelta(hours=1))
+    ]
+    run = run_item(last_run=NOW, last_success=NOW, fetched=0)
+    signal = evaluate_blind_spot("reddit", run, [], history, NOW, RULES)
+    # Then silence that long is improbable (about 12 expected): a blind spot
+    assert signal.triggered
+    assert signal.p_value < RULES.p_value
+    assert "nothing fetched" in signal.reason
+
+
+def test_a_short_silence_is_not_a_blind_spot():
+    run = run_item(last_run=NOW, last_success=NOW, fetched=0)
+    recent_reddit = recent(1, source="reddit", start=NOW - timedelta(minutes=30))
+    assert not evaluate_blind_spot("reddit", run, recent_reddit, REDDIT_HISTORY, NOW, RULES).triggered
+
+
+def test_a_source_that_never_yields_is_not_a_blind_spot_whatever_its_errors():
+    run = run_item(failures=10, last_run=NOW, last_success=None, error="youtube: quota exceeded")
+    assert not evaluate_blind_spot("youtube", run, [], REDDIT_HISTORY, NOW, RULES).triggered
+
+
+def test_a_disabled_source_is_not_a_blind_spot_and_counts_as_recovered():
+    run = run_item(failures=5, last_run=NOW)
+    signal = evaluate_blind_spot("reddit", run, [], REDDIT_HISTORY, NOW, RULES, enabled=False)
+    assert not signal.triggered and signal.recovered
+
+
+def test_a_blind_spot_stays_open_until_the_source_yields_again():
+    rules = Detection(resolve_after_quiet_runs=6)
+    failing = run_item(failures=3, last_run=NOW, last_success=NOW - timedelta(minutes=20))
+    opened = advance(
+        None, evaluate_blind_spot("reddit", failing, [], REDDIT_HISTORY, NOW, RULES), BRAND, NOW, rules
+    )
+    assert opened.notify == "opened"
+    incident = opened.incident
+    incident.pending_kind = None  # delivered
+    # a success that fetched nothing is not yet "yielding": the incident waits
+    empty = run_item(last_run=NOW, last_success=NOW, fetched=0)
+    waiting = evaluate_blind_spot("reddit", empty, [], REDDIT_HISTORY, NOW, RULES)
+    assert not waiting.triggered and not waiting.recovered
+    assert advance(incident, waiting, BRAND, NOW, rules).notify is None
+    assert incident.status == "open" and incident.quiet_runs == 0
+    # the first run that brings something back resolves it, without waiting six quiet runs
+    back = evaluate_blind_spot(
+        "reddit", run_item(last_run=NOW, last_success=NOW, fetched=7), [], REDDIT_HISTORY, NOW, RULES
+    )
+    transition = advance(incident, back, BRAND, NOW, rules)
+    assert transition.notify == "resolved" and incident.status == "resolved"
+
+
+def test_only_mentions_stored_since_the_last_error_count_as_yielding_again():
+    # Given the last failed run at 12:00 and a success at 12:07 that fetched nothing new
+    run = run_item(last_run=NOW, last_success=NOW, fetched=0, last_error=NOW - timedelta(minutes=7))
+    before = recent(3, source="reddit", start=NOW - timedelta(minutes=20))
+    after = recent(2, source="reddit", start=NOW - timedelta(minutes=2))
+    # Then mentions from before the error do not end the blind spot, mentions after it do
+    assert not evaluate_blind_spot("reddit", run, before, REDDIT_HISTORY, NOW, RULES).recovered
+    assert evaluate_blind_spot("reddit", run, [*before, *after], REDDIT_HISTORY, NOW, RULES).recovered
+
+
+def test_a_blind_spot_does_not_escalate():
+    run = run_item(failures=3, last_run=NOW, last_success=NOW - timedelta(minutes=20))
+    signal = evaluate_blind_spot("reddit", run, [], REDDIT_HISTORY, NOW, RULES)
+    incident = advance(None, signal, BRAND, NOW, RULES).incident
+    incident.pending_kind = None
+    worse = evaluate_blind_spot("reddit", {**run, "failures": 30}, [], REDDIT_HISTORY, NOW, RULES)
+    assert advance(incident, worse, BRAND, NOW, RULES).notify is None
+
+
+# ---------------------------------------------------------------- viral post (a hook)
+
+
+def test_viral_post_is_a_documented_hook():
+    with pytest.raises(NotImplementedError, match="re-read engagement"):
+        evaluate_viral([], NOW, RULES)

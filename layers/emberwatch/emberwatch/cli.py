@@ -154,6 +154,12 @@ def _classify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _detect(args: argparse.Namespace) -> int:
+    from .detect_cli import main as detect_main
+
+    return detect_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="emberwatch", description="Emberwatch social listening: operate and check a deployment."
@@ -195,6 +201,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="YAML mapping a theme to a brand's extra keywords, e.g. {issue: [blackout, 'no dial tone']}",
     )
     classify.set_defaults(func=_classify)
+    from .detect_cli import add_arguments as detect_arguments
+
+    detect = commands.add_parser(
+        "detect",
+        help="score a time series with the detector: CSV timestamp,value on stdin, timestamp,score,alert out",
+        description="Reads CSV with a timestamp,value header from stdin (ISO 8601 timestamps in time order, "
+        "value = a count of events) and writes timestamp,score,alert for every row as it is read, with the "
+        "Lambda's own baseline and thresholds. A bad row stops with its line number on stderr, exit 2.",
+    )
+    detect_arguments(detect)  # --min-count --p-value --ratio --window-minutes --baseline-days
+    detect.set_defaults(func=_detect)
     return parser
 
 

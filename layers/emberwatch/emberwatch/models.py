@@ -29,7 +29,12 @@ SOURCE_LABELS = {
     "stackexchange": "Stack Exchange",
     "feed": "News & blogs",
 }
-RULE_LABELS = {"volume_spike": "Volume spike"}
+RULE_LABELS = {
+    "volume_spike": "Volume spike",
+    "negative_spike": "Negative-tone spike",
+    "blind_spot": "Blind spot",
+    "viral_post": "Viral post",
+}
 
 
 def scope_label(scope: str) -> str:

@@ -352,18 +352,20 @@ class Store:
         """
         if not positives:
             return []
-        keys = {(m.brand, m.source, m.author.handle.lower()) for m in positives}
+        keys = [
+            serialize({"pk": f"A#{b}#{s}#{h}", "sk": "A"})
+            for b, s, h in sorted({(m.brand, m.source, m.author.handle.lower()) for m in positives})
+        ]
         authors: dict[tuple[str, str, str], dict[str, Any]] = {}
-        request: dict[str, Any] = {
-            self.table: {"Keys": [serialize({"pk": f"A#{b}#{s}#{h}", "sk": "A"}) for b, s, h in sorted(keys)]}
-        }
-        while request:
-            response = self.client.batch_get_item(RequestItems=request)
-            for raw in response.get("Responses", {}).get(self.table, []):
-                item = deserialize(raw)
-                _, brand, source, handle = item["pk"].split("#", 3)
-                authors[(brand, source, handle)] = item
-            request = response.get("UnprocessedKeys") or {}
+        for start in range(0, len(keys), 100):  # BatchGetItem takes at most 100 keys
+            request: dict[str, Any] = {self.table: {"Keys": keys[start : start + 100]}}
+            while request:
+                response = self.client.batch_get_item(RequestItems=request)
+                for raw in response.get("Responses", {}).get(self.table, []):
+                    item = deserialize(raw)
+                    _, brand, source, handle = item["pk"].split("#", 3)
+                    authors[(brand, source, handle)] = item
+                request = response.get("UnprocessedKeys") or {}
         recorded = []
         for m in sorted(positives, key=lambda m: m.created_at):
             author = authors.get((m.brand, m.source, m.author.handle.lower()))
