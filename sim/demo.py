@@ -151,10 +151,13 @@ def run(span: timedelta, out: Path, start: datetime, quiet: bool = False) -> dic
     # traffic starts a day before the clock: the first scans backfill it (a new deployment looks
     # back 24 hours), so the detector has a baseline from the first run on
     history_start = start - timedelta(days=1)
+    # the fire starts mid-afternoon of the day after the clock starts
+    fire_at = start.replace(hour=14, minute=0, second=0, microsecond=0) + timedelta(days=1)
     traffic = generate(
         "Acme Widgets",
         start=history_start,
         days=max(3, math.ceil((span + timedelta(days=1)) / timedelta(days=1))),
+        fire_at=fire_at,
     )
     sources = SourceServer(traffic).start()
     try:
@@ -283,12 +286,12 @@ def parsedate(value: str) -> datetime:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sim.demo", description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--hours", type=int, default=56, help="simulated hours (default 56: Tuesday 00:00 to Thursday 08:00)"
+        "--hours", type=int, default=44, help="simulated hours (default 44: Tuesday 12:00 to Thursday 08:00)"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "out", help="where to write what people receive")
     parser.add_argument(
         "--start",
-        default="2026-11-17T00:00:00+00:00",
+        default="2026-11-17T12:00:00+00:00",
         help="simulated start (UTC); traffic begins a day earlier",
     )
     args = parser.parse_args(argv)

@@ -13,10 +13,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_detects_the_fire_once_and_writes_what_people_receive(tmp_path: Path) -> None:
-    # Given the simulated Tuesday 00:00 to Wednesday 20:00 (the fire starts Wednesday 14:00)
+    # Given the default simulated span, Tuesday 12:00 to Thursday 08:00 (the fire starts Wednesday 14:00)
     out = tmp_path / "out"
     run = subprocess.run(
-        [sys.executable, "-m", "sim.demo", "--hours", "44", "--out", str(out)],
+        [sys.executable, "-m", "sim.demo", "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -42,7 +42,7 @@ def test_demo_detects_the_fire_once_and_writes_what_people_receive(tmp_path: Pat
 
     # and the daily digests SES accepted are readable as .eml and .html
     emls = sorted(out.glob("digest-daily-*.eml"))
-    assert [p.stem for p in emls] == ["digest-daily-2026-11-16", "digest-daily-2026-11-17"]
+    assert [p.stem for p in emls] == ["digest-daily-2026-11-17", "digest-daily-2026-11-18"]
     message = email.message_from_string(emls[-1].read_text(), policy=policy.default)
     assert message.get_content_type() == "multipart/alternative"
     assert "Acme Widgets" in message["Subject"]

@@ -595,9 +595,10 @@ def _step(
     store: Store,
     notify: Notifier,
     report: DetectReport,
+    pointers: dict[str, str] | None = None,
 ) -> Incident | None:
     """Move one (scope, rule) incident along and deliver what it owes; returns it as it now stands."""
-    active = store.active_incident(brand.id, signal.scope, signal.rule)
+    active = store.active_incident(brand.id, signal.scope, signal.rule, pointers=pointers)
     was_open = active is not None and active.status == "open"
     transition = advance(active, signal, brand, now, rules, covered=covered)
     if transition is not None:
@@ -643,11 +644,20 @@ def detect_brand(
     # from the cutoff hour, not only the window: a blind spot needs the source's last mention
     recent = store.counts(brand.id, min(window_start - BUCKET, cutoff), now + BUCKET)
     baseline = _baseline(store, brand.id, cutoff, rules, baselines)
+    pointers = store.active_pointers(brand.id)  # one query instead of a read per (scope, rule)
 
     def step(make: Callable[[], Signal], covered: bool) -> Incident | None:
         try:
             return _step(
-                brand, make(), now, covered=covered, rules=rules, store=store, notify=notify, report=report
+                brand,
+                make(),
+                now,
+                covered=covered,
+                rules=rules,
+                store=store,
+                notify=notify,
+                report=report,
+                pointers=pointers,
             )
         except Exception as exc:  # one rule's trouble is logged and counted; the others go on
             report.failures.append(f"{brand.id}: {exc}")
@@ -664,6 +674,7 @@ def detect_brand(
             store=store,
             notify=notify,
             report=report,
+            pointers=pointers,
         )
         covering = volume is not None and volume.status == "open"
     except Exception as exc:

@@ -920,17 +920,35 @@ class Store:
             version=item.get("version", 0),
         )
 
-    def active_incident(self, brand: str, scope: str, rule: str) -> Incident | None:
-        """The open incident for (brand, scope, rule), if there is one."""
-        pointer = self.client.get_item(
-            TableName=self.table,
-            Key=serialize({"pk": f"ACT#{brand}", "sk": f"{scope}#{rule}"}),
-            ConsistentRead=True,
-        ).get("Item")
-        if not pointer:
-            return None
-        self.items_read += 1
-        key = deserialize(pointer)["incident_sk"]
+    def active_pointers(self, brand: str) -> dict[str, str]:
+        """Every open incident of a brand in one query: '<scope>#<rule>' -> the incident's sort key."""
+        return {
+            item["sk"]: item["incident_sk"]
+            for item in self._query(
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues=serialize({":pk": f"ACT#{brand}"}),
+                ConsistentRead=True,
+            )
+        }
+
+    def active_incident(
+        self, brand: str, scope: str, rule: str, *, pointers: dict[str, str] | None = None
+    ) -> Incident | None:
+        """The open incident for (brand, scope, rule), if any; `pointers` (active_pointers) saves a read."""
+        if pointers is not None:
+            key = pointers.get(f"{scope}#{rule}")
+            if key is None:
+                return None
+        else:
+            pointer = self.client.get_item(
+                TableName=self.table,
+                Key=serialize({"pk": f"ACT#{brand}", "sk": f"{scope}#{rule}"}),
+                ConsistentRead=True,
+            ).get("Item")
+            if not pointer:
+                return None
+            self.items_read += 1
+            key = deserialize(pointer)["incident_sk"]
         item = self.client.get_item(
             TableName=self.table, Key=serialize({"pk": f"INC#{brand}", "sk": key}), ConsistentRead=True
         ).get("Item")
