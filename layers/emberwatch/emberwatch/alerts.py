@@ -86,6 +86,7 @@ def alert_context(
             for m in posts
         ],
         "incident_key": incident.key,
+        "reason": signal.reason if signal else "",
         "link": link,
     }
 
