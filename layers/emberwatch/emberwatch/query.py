@@ -244,6 +244,17 @@ class Query:
         return searches
 
 
+def has_positive(node: Node) -> bool:
+    """True when every OR branch has a word or phrase to search for (checked without expanding)."""
+    if isinstance(node, Term):
+        return True
+    if isinstance(node, And):
+        return any(has_positive(c) for c in node.children)
+    if isinstance(node, Or):
+        return all(has_positive(c) for c in node.children)
+    return False  # lang:xx or a negation alone
+
+
 @lru_cache(maxsize=512)
 def parse_query(text: str) -> Query:
     """Parse a watch-term query (cached)."""

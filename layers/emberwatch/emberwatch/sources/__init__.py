@@ -187,6 +187,32 @@ def brand_queries(brand: Brand) -> list[Query]:
     return queries
 
 
+def keyword_specs(
+    brand: Brand, source: str, prefix: str, *, key_text: str = "", **params: Any
+) -> list[QuerySpec]:
+    """One stream per AND-only search of each query, for sources whose search has no OR.
+
+    The cursor key is `stable_key(prefix, key_text + native)`; `params` go on every spec with the
+    query and the native search. An invalid query is logged and left out (validation names it).
+    """
+    specs = []
+    for query in brand.queries:
+        try:
+            natives = parse_query(query).native_keywords()
+        except QueryError as exc:
+            logger.warning("skipping query", extra={"source": source, "brand": brand.id, "error": str(exc)})
+            continue
+        for native in natives:
+            specs.append(
+                QuerySpec(
+                    key=stable_key(prefix, key_text + native),
+                    label=native,
+                    params={**params, "query": query, "native": native},
+                )
+            )
+    return specs
+
+
 def stable_key(prefix: str, text: str) -> str:
     """A short stable key for a query or URL, used as the cursor's sort key."""
     return f"{prefix}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"

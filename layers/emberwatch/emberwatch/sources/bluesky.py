@@ -41,7 +41,6 @@ import requests
 from ..config import Brand, SourceSettings
 from ..http import SourceError
 from ..models import Author, Cursor, Engagement, Mention, utc_iso
-from ..query import QueryError, parse_query
 from . import (
     CredentialsError,
     Page,
@@ -50,8 +49,8 @@ from . import (
     ScanContext,
     brand_queries,
     json_body,
+    keyword_specs,
     select,
-    stable_key,
 )
 
 logger = logging.getLogger(__name__)
@@ -339,22 +338,7 @@ class BlueskyConnector:
     name = "bluesky"
 
     def specs(self, brand: Brand, settings: SourceSettings) -> list[QuerySpec]:
-        specs = []
-        for query in brand.queries:
-            try:
-                natives = parse_query(query).native_keywords()
-            except QueryError as exc:
-                logger.warning("skipping query for bluesky", extra={"brand": brand.id, "error": str(exc)})
-                continue
-            for native in natives:
-                specs.append(
-                    QuerySpec(
-                        key=stable_key("bsky", native),
-                        label=native,
-                        params={"query": query, "native": native},
-                    )
-                )
-        return specs
+        return keyword_specs(brand, "bluesky", "bsky")
 
     def parse(self, body: bytes, brand: Brand, query: str) -> Parsed:
         """The posts of one raw searchPosts response body."""

@@ -18,9 +18,9 @@ from typing import Any
 from ..config import Brand, SourceSettings
 from ..http import SourceError
 from ..models import Author, Cursor, Engagement, Mention
-from ..query import Query, QueryError, parse_query
+from ..query import Query, parse_query
 from ..text import html_to_text
-from . import Page, Parsed, QuerySpec, ScanContext, json_body, select, stable_key
+from . import Page, Parsed, QuerySpec, ScanContext, json_body, keyword_specs, select
 
 logger = logging.getLogger(__name__)
 
@@ -89,20 +89,7 @@ class HackerNewsConnector:
     name = "hackernews"
 
     def specs(self, brand: Brand, settings: SourceSettings) -> list[QuerySpec]:
-        specs = []
-        for query in brand.queries:
-            try:
-                natives = parse_query(query).native_keywords()
-            except QueryError as exc:
-                logger.warning("skipping query for hackernews", extra={"brand": brand.id, "error": str(exc)})
-                continue
-            for native in natives:
-                specs.append(
-                    QuerySpec(
-                        key=stable_key("hn", native), label=native, params={"query": query, "native": native}
-                    )
-                )
-        return specs
+        return keyword_specs(brand, "hackernews", "hn")
 
     def pages(self, brand: Brand, spec: QuerySpec, cursor: Cursor, ctx: ScanContext) -> Iterator[Page]:
         base = (ctx.settings.base_url or BASE_URL).rstrip("/")

@@ -49,9 +49,18 @@ import requests
 from ..config import Brand, SourceSettings
 from ..http import SourceError
 from ..models import Author, Cursor, Engagement, Mention, parse_iso, utc_iso
-from ..query import QueryError, parse_query
 from ..text import html_to_text
-from . import Page, Parsed, QuerySpec, ScanContext, brand_queries, json_body, select, stable_key
+from . import (
+    Page,
+    Parsed,
+    QuerySpec,
+    ScanContext,
+    brand_queries,
+    json_body,
+    keyword_specs,
+    select,
+    stable_key,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -229,20 +238,7 @@ class MastodonConnector:
             for tag in dict.fromkeys(brand.hashtags)
         ]
         # search streams are listed always; `pages` reads them only when the secret has a token
-        for query in brand.queries:
-            try:
-                natives = parse_query(query).native_keywords()
-            except QueryError as exc:
-                logger.warning("skipping query for mastodon", extra={"brand": brand.id, "error": str(exc)})
-                continue
-            for native in natives:
-                specs.append(
-                    QuerySpec(
-                        key=stable_key("msearch", native),
-                        label=native,
-                        params={"kind": "search", "query": query, "native": native},
-                    )
-                )
+        specs += keyword_specs(brand, "mastodon", "msearch", kind="search")
         return specs
 
     def parse(self, body: bytes, brand: Brand, query: str) -> Parsed:

@@ -37,9 +37,9 @@ import requests
 from ..config import Brand, SourceSettings
 from ..http import SourceError
 from ..models import Author, Cursor, Engagement, Mention
-from ..query import Query, QueryError, parse_query
+from ..query import Query, parse_query
 from ..text import html_to_text
-from . import Page, Parsed, QuerySpec, ScanContext, json_body, select, stable_key
+from . import Page, Parsed, QuerySpec, ScanContext, json_body, keyword_specs, select
 
 logger = logging.getLogger(__name__)
 
@@ -172,24 +172,7 @@ class StackExchangeConnector:
     name = "stackexchange"
 
     def specs(self, brand: Brand, settings: SourceSettings) -> list[QuerySpec]:
-        specs = []
-        for query in brand.queries:
-            try:
-                natives = parse_query(query).native_keywords()
-            except QueryError as exc:
-                logger.warning(
-                    "skipping query for stackexchange", extra={"brand": brand.id, "error": str(exc)}
-                )
-                continue
-            for native in natives:
-                specs.append(
-                    QuerySpec(
-                        key=stable_key("se", f"{DEFAULT_SITE}:{native}"),
-                        label=native,
-                        params={"query": query, "native": native, "site": DEFAULT_SITE},
-                    )
-                )
-        return specs
+        return keyword_specs(brand, "stackexchange", "se", key_text=f"{DEFAULT_SITE}:", site=DEFAULT_SITE)
 
     def pages(self, brand: Brand, spec: QuerySpec, cursor: Cursor, ctx: ScanContext) -> Iterator[Page]:
         base = (ctx.settings.base_url or BASE_URL).rstrip("/")

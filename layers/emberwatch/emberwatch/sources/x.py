@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 from ..config import Brand, SourceSettings
 from ..http import SourceError, retry_after_seconds
 from ..models import Author, Cursor, Engagement, Mention, parse_iso, utc_iso
-from ..query import And, Lang, Node, Not, Or, Query, QueryError, Term, parse_query
+from ..query import And, Lang, Node, Not, Or, Query, QueryError, Term, has_positive, parse_query
 from . import Page, Parsed, QuerySpec, ScanContext, json_body, select, stable_key
 
 logger = logging.getLogger(__name__)
@@ -64,17 +64,6 @@ class Untranslatable(QueryError):
 
 
 # ------------------------------------------------------------------ query translation
-
-
-def has_positive(node: Node) -> bool:
-    """True when every OR branch has a word or phrase to search for (checked without expanding)."""
-    if isinstance(node, Term):
-        return True
-    if isinstance(node, And):
-        return any(has_positive(c) for c in node.children)
-    if isinstance(node, Or):
-        return all(has_positive(c) for c in node.children)
-    return False  # lang:xx or a negation alone
 
 
 def _literal(node: Node) -> str:

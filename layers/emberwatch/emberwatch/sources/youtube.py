@@ -40,9 +40,19 @@ import requests
 from ..config import Brand, SourceSettings
 from ..http import SourceError
 from ..models import Author, Cursor, Engagement, Mention, parse_iso
-from ..query import QueryError, parse_query
+from ..query import parse_query
 from ..text import html_to_text
-from . import Page, Parsed, QuerySpec, ScanContext, brand_queries, json_body, select, stable_key
+from . import (
+    Page,
+    Parsed,
+    QuerySpec,
+    ScanContext,
+    brand_queries,
+    json_body,
+    keyword_specs,
+    select,
+    stable_key,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -234,21 +244,7 @@ class YouTubeConnector:
     name = "youtube"
 
     def specs(self, brand: Brand, settings: SourceSettings) -> list[QuerySpec]:
-        specs = []
-        for query in brand.queries:
-            try:
-                natives = parse_query(query).native_keywords()
-            except QueryError as exc:
-                logger.warning("skipping query for youtube", extra={"brand": brand.id, "error": str(exc)})
-                continue
-            for native in natives:
-                specs.append(
-                    QuerySpec(
-                        key=stable_key("yt", native),
-                        label=native,
-                        params={"kind": "search", "query": query, "native": native},
-                    )
-                )
+        specs = keyword_specs(brand, "youtube", "yt", kind="search")
         for channel in brand.youtube_channels:
             specs.append(
                 QuerySpec(
