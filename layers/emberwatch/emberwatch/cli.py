@@ -160,6 +160,56 @@ def _detect(args: argparse.Namespace) -> int:
     return detect_main(args)
 
 
+def _digest_preview(args: argparse.Namespace) -> int:
+    import os
+    from datetime import UTC, datetime
+
+    from .config import ConfigError, Recipient, load_config, parse_config
+    from .digest import DigestService, compose_email, period_ending
+    from .models import parse_iso
+
+    table = args.table or os.environ.get("TABLE_NAME")
+    if not table:
+        print("emberwatch: --table (or TABLE_NAME) names the deployed table", file=sys.stderr)
+        return 2
+    try:
+        if args.config:
+            config = parse_config(Path(args.config).read_text(encoding="utf-8"), origin=args.config)
+        else:
+            config = load_config(args.config_parameter or os.environ.get("CONFIG_PARAMETER", ""))
+        brand = config.brand(args.brand)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    except KeyError:
+        print(f"emberwatch: --brand: no brand {args.brand!r} in the configuration", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"emberwatch: cannot read the configuration: {exc}", file=sys.stderr)
+        return 2
+    from .store import Store
+
+    now = parse_iso(args.at) if args.at else datetime.now(UTC)
+    period = period_ending(now, args.period, args.timezone)
+    sender = args.sender or os.environ.get("SENDER_EMAIL") or "digest@example.com"
+    service = DigestService(config=config, store=Store(table), sender=sender, ses=object())
+    context = service.context_for(brand, period, now)
+    recipient = Recipient(
+        email="preview@example.com", name="Preview", brands=(brand.id,), timezone=args.timezone
+    )
+    message = compose_email(context, sender=sender, recipient=recipient, now=now)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    base = out / f"digest-{brand.id}-{args.period}-{period.start:%Y-%m-%d}"
+    html = message.get_body(preferencelist=("html",))
+    text = message.get_body(preferencelist=("plain",))
+    base.with_suffix(".html").write_text(html.get_content() if html else "", encoding="utf-8")
+    base.with_suffix(".txt").write_text(text.get_content() if text else "", encoding="utf-8")
+    base.with_suffix(".eml").write_bytes(message.as_bytes())
+    print(f"{base}.html, .txt and .eml written (not sent): {context['totals']['mentions']} mentions")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="emberwatch", description="Emberwatch social listening: operate and check a deployment."
@@ -212,6 +262,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     detect_arguments(detect)  # --min-count --p-value --ratio --window-minutes --baseline-days
     detect.set_defaults(func=_detect)
+    digest = commands.add_parser("digest", help="work with the managers' digest")
+    digest_commands = digest.add_subparsers(dest="digest_command", required=True)
+    preview = digest_commands.add_parser(
+        "preview",
+        help="render a brand's digest from the deployed table into out/ without sending it",
+        description="Builds the digest exactly as the digest function would for the last complete period "
+        "and writes .html, .txt and .eml files. Needs AWS credentials for the table and configuration.",
+    )
+    preview.add_argument("--brand", required=True, help="brand id from the configuration")
+    preview.add_argument("--period", choices=("daily", "weekly"), default="daily")
+    preview.add_argument("--timezone", default="UTC", help="IANA zone the period is cut in (default UTC)")
+    preview.add_argument("--at", help="pretend it is this ISO 8601 time (default: now)")
+    preview.add_argument("--table", help="DynamoDB table (default: $TABLE_NAME)")
+    preview.add_argument("--config", help="a local YAML configuration file instead of the SSM parameter")
+    preview.add_argument("--config-parameter", help="SSM parameter name (default: $CONFIG_PARAMETER)")
+    preview.add_argument("--sender", help="From address shown (default: $SENDER_EMAIL)")
+    preview.add_argument("--out", default="out", help="folder to write to (default: out)")
+    preview.set_defaults(func=_digest_preview)
     return parser
 
 
