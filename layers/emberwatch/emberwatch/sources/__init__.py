@@ -213,6 +213,44 @@ def keyword_specs(
     return specs
 
 
+def prune_recent(recent: dict[str, int], floor: float, keep: int) -> dict[str, int]:
+    """The ids seen at or after `floor` (epoch seconds), newest first, at most `keep` of them."""
+    kept = {i: c for i, c in recent.items() if c >= floor}
+    return dict(sorted(kept.items(), key=lambda kv: -kv[1])[:keep])
+
+
+def window_position(
+    since: int,
+    *,
+    lowest: int | None,
+    high: int | None,
+    recent: dict[str, int],
+    overlap: int,
+    keep: int,
+    done: bool,
+) -> dict[str, Any]:
+    """The cursor of a newest-first walk down the window [since, upper] (HN, Stack Exchange, YouTube...).
+
+    Done (read down to `since`): the window moves up to the newest item seen. Not done: its top comes
+    down to the oldest item stored, so the next run resumes below it and nothing in between is skipped.
+    `recent` keeps the ids the overlap will read again.
+    """
+    if done:
+        new_since = max(high or since, since)
+        return {
+            "since": new_since,
+            "upper": None,
+            "high": None,
+            "recent": prune_recent(recent, new_since - overlap, keep),
+        }
+    return {
+        "since": since,
+        "upper": lowest,
+        "high": high,
+        "recent": prune_recent(recent, since - overlap, keep),
+    }
+
+
 def stable_key(prefix: str, text: str) -> str:
     """A short stable key for a query or URL, used as the cursor's sort key."""
     return f"{prefix}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"

@@ -50,8 +50,10 @@ from . import (
     ScanContext,
     brand_queries,
     json_body,
+    prune_recent,
     select,
     stable_key,
+    window_position,
 )
 
 logger = logging.getLogger(__name__)
@@ -196,8 +198,7 @@ def regain_seconds(headers: Any) -> float:
 
 
 def _prune(recent: dict[str, int], since: int) -> dict[str, int]:
-    kept = {i: c for i, c in recent.items() if c >= since - OVERLAP_SECONDS}
-    return dict(sorted(kept.items(), key=lambda kv: -kv[1])[:RECENT_IDS])
+    return prune_recent(recent, since - OVERLAP_SECONDS, RECENT_IDS)
 
 
 def _epoch(moment: datetime) -> int:
@@ -294,17 +295,27 @@ class FacebookConnector:
                 high = created if high is None else max(high, created)
             following = next_params(body)
             if reached or following is None or not body["data"]:
-                new_since = max(high or since, since)
-                page.position = {
-                    "since": new_since,
-                    "upper": None,
-                    "high": None,
-                    "recent": _prune(recent, new_since),
-                }
+                page.position = window_position(
+                    since,
+                    lowest=None,
+                    high=high,
+                    recent=recent,
+                    overlap=OVERLAP_SECONDS,
+                    keep=RECENT_IDS,
+                    done=True,
+                )
                 yield page
                 return
             lowest = min(stamps) if stamps else upper
-            page.position = {"since": since, "upper": lowest, "high": high, "recent": _prune(recent, since)}
+            page.position = window_position(
+                since,
+                lowest=lowest,
+                high=high,
+                recent=recent,
+                overlap=OVERLAP_SECONDS,
+                keep=RECENT_IDS,
+                done=False,
+            )
             yield page
             params = following
 

@@ -20,7 +20,16 @@ from ..http import SourceError
 from ..models import Author, Cursor, Engagement, Mention
 from ..query import Query, parse_query
 from ..text import html_to_text
-from . import Page, Parsed, QuerySpec, ScanContext, json_body, keyword_specs, select
+from . import (
+    Page,
+    Parsed,
+    QuerySpec,
+    ScanContext,
+    json_body,
+    keyword_specs,
+    select,
+    window_position,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -111,17 +120,27 @@ class HackerNewsConnector:
             capped = (page_number + 1) * HITS_PER_PAGE >= PAGINATION_LIMIT
             if last_page and not capped:
                 # window exhausted: once this page is stored, everything from `since` up is stored
-                new_since = max(high or since, since)
-                page.position = {
-                    "since": new_since,
-                    "upper": None,
-                    "high": None,
-                    "recent": _prune(recent, new_since),
-                }
+                page.position = window_position(
+                    since,
+                    lowest=None,
+                    high=high,
+                    recent=recent,
+                    overlap=OVERLAP_SECONDS,
+                    keep=RECENT_IDS,
+                    done=True,
+                )
                 yield page
                 return
             lowest = oldest if oldest is not None else upper
-            page.position = {"since": since, "upper": lowest, "high": high, "recent": _prune(recent, since)}
+            page.position = window_position(
+                since,
+                lowest=lowest,
+                high=high,
+                recent=recent,
+                overlap=OVERLAP_SECONDS,
+                keep=RECENT_IDS,
+                done=False,
+            )
             yield page
             if last_page or capped:
                 # Algolia stops at 1,000 hits: lower the window's top to the oldest hit seen
@@ -186,11 +205,6 @@ def parse_hits(hits: list[Any], brand: Brand, query: str) -> Parsed:
         except MalformedHit as exc:
             parsed.skipped.append(str(exc))
     return parsed
-
-
-def _prune(recent: dict[str, int], since: int) -> dict[str, int]:
-    kept = {i: c for i, c in recent.items() if c >= since - OVERLAP_SECONDS}
-    return dict(sorted(kept.items(), key=lambda kv: -kv[1])[:RECENT_IDS])
 
 
 CONNECTOR = HackerNewsConnector()

@@ -39,7 +39,16 @@ from ..http import SourceError
 from ..models import Author, Cursor, Engagement, Mention
 from ..query import Query, parse_query
 from ..text import html_to_text
-from . import Page, Parsed, QuerySpec, ScanContext, json_body, keyword_specs, select
+from . import (
+    Page,
+    Parsed,
+    QuerySpec,
+    ScanContext,
+    json_body,
+    keyword_specs,
+    select,
+    window_position,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -163,11 +172,6 @@ def next_utc_midnight(now: datetime) -> datetime:
     return datetime.combine(now.astimezone(UTC).date() + timedelta(days=1), time(0), tzinfo=UTC)
 
 
-def _prune(recent: dict[str, int], since: int) -> dict[str, int]:
-    kept = {i: c for i, c in recent.items() if c >= since - OVERLAP_SECONDS}
-    return dict(sorted(kept.items(), key=lambda kv: -kv[1])[:RECENT_IDS])
-
-
 class StackExchangeConnector:
     name = "stackexchange"
 
@@ -190,18 +194,28 @@ class StackExchangeConnector:
             if newest is not None:
                 high = newest if high is None else max(high, newest)
             if body.get("has_more") is not True or not body["items"]:
-                new_since = max(high or since, since)
-                page.position = {
-                    "since": new_since,
-                    "upper": None,
-                    "high": None,
-                    "recent": _prune(recent, new_since),
-                }
+                page.position = window_position(
+                    since,
+                    lowest=None,
+                    high=high,
+                    recent=recent,
+                    overlap=OVERLAP_SECONDS,
+                    keep=RECENT_IDS,
+                    done=True,
+                )
                 yield page
                 self._check_quota(body, ctx)
                 return
             lowest = oldest if oldest is not None else upper
-            page.position = {"since": since, "upper": lowest, "high": high, "recent": _prune(recent, since)}
+            page.position = window_position(
+                since,
+                lowest=lowest,
+                high=high,
+                recent=recent,
+                overlap=OVERLAP_SECONDS,
+                keep=RECENT_IDS,
+                done=False,
+            )
             yield page
             self._check_quota(body, ctx)
             page_number += 1
