@@ -161,7 +161,7 @@ def misses(rows: Sequence[dict[str, str]], which: str) -> None:
     for row, result in zip(rows, results, strict=True):
         s_ok = row["sentiment"] == result.sentiment  # type: ignore[attr-defined]
         t_ok = row["theme"] == result.theme  # type: ignore[attr-defined]
-        if which == "sentiment" and s_ok or which == "theme" and t_ok or s_ok and t_ok:
+        if (which == "sentiment" and s_ok) or (which == "theme" and t_ok) or (s_ok and t_ok):
             continue
         print(
             f"  [{row['split']}] sent {row['sentiment']}->{result.sentiment} "  # type: ignore[attr-defined]

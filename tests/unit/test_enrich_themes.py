@@ -71,16 +71,17 @@ def test_each_theme(text, theme):
 
 
 def test_an_explicit_ask_outranks_the_fault_it_describes():
-    theme = classify_theme("Acme app down for 3 hours, please fix it!")
+    theme = classify_theme("Acme app down for 3 hours and still waiting, please fix it!")
     assert theme.name == "solution_wanted"
     assert theme.matched == ("please fix",)
     assert theme.rule == "an explicit ask; outranks issue, time_cost"
+    assert theme.trouble == ("app down", "waiting")
 
 
 @pytest.mark.parametrize(
     ("text", "theme", "outranked"),
     [
-        ("Acme app has been down for 3 hours", "issue", "time_cost"),
+        ("Acme app has been down, still waiting on a refund", "issue", "time_cost"),
         ("Terrible prices at Acme these days", "time_cost", "feedback"),
         ("Love the new design, is there a dark version?", "feedback", None),
         ("Is there an Acme store in Leeds?", "question", None),
@@ -209,7 +210,9 @@ def test_tokens_split_french_elisions_and_keep_contractions():
 def test_a_brand_adds_its_own_keywords():
     extra = {"issue": ["blackout", "no dial tone"], "time_cost": ["roaming charge*"]}
     theme = classify_theme("The blackout hit again, no dial tone", extra)
-    assert theme == Theme("issue", ("blackout", "no dial tone"), "brand keyword (keyword)")
+    assert theme == Theme(
+        "issue", ("blackout", "no dial tone"), "brand keyword (keyword)", trouble=("blackout", "no dial tone")
+    )
     assert classify_theme("Roaming charges in Spain are silly", extra).matched == ("roaming charges",)
     # another brand does not see them
     assert classify_theme("The blackout hit again, no dial tone").name == "other"

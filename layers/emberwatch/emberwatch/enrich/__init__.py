@@ -11,10 +11,19 @@ Raw fields a connector may set and enrichment honours: `raw["urls"]` (expanded l
 `raw["repost_of"]` / `raw["reblog_of"]` / `raw["quote_of"]` (the original's mention id),
 `raw["original_text"]` (the reposted original's text), `raw["bot"]` (the source flags the
 account as automated); X's `raw["referenced"]` is read as it is.
+
+What is read is cleaned first (`analysed_text`): control characters and lone surrogates become
+spaces, and only the first MAX_ANALYSED_CHARS count, so a 100 KB post costs what a 10 KB one does.
+Empty text gets `neutral` / `other` with the reason "no text".
+
+Tone and theme settle each other once (`settle_tone`): a neutral post that reports a fault or a
+delay is negative ("checkout is not working on Firefox"); a question or an ask whose only tone is
+politeness ("which plan includes family sharing?", "please add X, thanks") is neutral.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,9 +32,25 @@ from .language import detect_language
 from .noise import RecentTexts, noise_reasons
 from .sentiment import Tone, ToneAnalyzer, default_analyzer
 from .stories import find_story, repost_parent
-from .themes import ThemeClassifier, rule_classifier
+from .themes import Theme, ThemeClassifier, rule_classifier
 
-__all__ = ["Enrichment", "RecentTexts", "enrich", "enrich_mention", "enrich_mentions", "scored_text"]
+__all__ = [
+    "Enrichment",
+    "RecentTexts",
+    "analysed_text",
+    "enrich",
+    "enrich_mention",
+    "enrich_mentions",
+    "scored_text",
+    "settle_tone",
+]
+
+MAX_ANALYSED_CHARS = 5_000  # tone reads the first 3,000 of these; themes, language and noise all of them
+TROUBLE_SCORE = -0.25  # where a neutral fault report lands: negative, but milder than any tone word
+POLITE_UP_TO = 0.6  # a question's or an ask's positive lean up to this is politeness, not praise
+PLAIN_QUESTION_DOWN_TO = -0.5  # a question's negative lean down to this is its topic, not a complaint
+# C0 and C1 controls except tab and newline, zero-width and direction marks, lone surrogates
+_UNREADABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +96,31 @@ class Enrichment:
 def scored_text(text: str, title: str | None = None) -> str:
     """What tone, theme and language read: the title too, unless the text already starts with it."""
     if title and title.strip() and title.strip() not in text:
-        return f"{title.strip()}\n\n{text}"
-    return text
+        return analysed_text(f"{title.strip()}\n\n{text}")
+    return analysed_text(text)
+
+
+def analysed_text(text: str) -> str:
+    """The first MAX_ANALYSED_CHARS of a post, control characters and lone surrogates as spaces."""
+    return _UNREADABLE.sub(" ", text[:MAX_ANALYSED_CHARS])
+
+
+def settle_tone(tone: Tone, theme: Theme) -> Tone:
+    """The tone once the theme is known: fault reports are negative, polite questions and asks neutral."""
+    if tone.label == "neutral" and theme.trouble:
+        words = ", ".join(theme.trouble[:3])
+        return Tone("negative", min(tone.score, TROUBLE_SCORE), (*tone.reasons, f"reports trouble ({words})"))
+    if (
+        tone.label == "positive"
+        and theme.name in ("question", "solution_wanted")
+        and tone.score < POLITE_UP_TO
+    ):
+        why = f"a {theme.name.replace('_', ' ')} with mild positive words ({tone.score:+.2f}) is neutral"
+        return Tone("neutral", tone.score, (*tone.reasons, why))
+    if tone.label == "negative" and theme.name == "question" and tone.score > PLAIN_QUESTION_DOWN_TO:
+        why = f"a plain question with mild negative words ({tone.score:+.2f}) is neutral"
+        return Tone("neutral", tone.score, (*tone.reasons, why))
+    return tone
 
 
 def _main_link(source: str | None, url: str | None, raw: Mapping[str, Any]) -> str | None:
@@ -109,10 +157,15 @@ def enrich(
     """
     raw = raw or {}
     body = scored_text(text, title)
+    text = analysed_text(text)
     lang = detect_language(body, language)
-    if tone is None:
-        tone = (analyzer or default_analyzer()).score(body, lang)
-    theme = (themes or rule_classifier(brand_themes)).classify(body, tone=tone.label, language=lang)
+    if not body.strip():
+        tone, theme = Tone("neutral", 0.0, ("no text",)), Theme("other", (), "no text")
+    else:
+        if tone is None:
+            tone = (analyzer or default_analyzer()).score(body, lang)
+        theme = (themes or rule_classifier(brand_themes)).classify(body, tone=tone.label, language=lang)
+        tone = settle_tone(tone, theme)
     noise = noise_reasons(
         body,
         author=author,

@@ -244,6 +244,52 @@ CARE_LEXICON: dict[str, float] = {
     "efficace": 1.8,
     "sympa": 1.8,
     "top": 1.8,
+    "pénible": -1.8,
+    "plante": -1.5,
+    # Portuguese
+    "péssimo": -2.8,
+    "péssima": -2.8,
+    "ruim": -2.0,
+    "horrível": -2.5,
+    "vergonha": -2.0,
+    "atrasou": -1.0,
+    "atrasada": -1.0,
+    "atrasado": -1.0,
+    "ótimo": 2.8,
+    "ótima": 2.8,
+    "obrigado": 1.9,
+    "obrigada": 1.9,
+    "satisfeito": 1.9,
+    "satisfeita": 1.9,
+    "recomendo": 1.5,
+    # Italian
+    "pessimo": -2.8,
+    "pessima": -2.8,
+    "vergognoso": -2.3,
+    "guasto": -1.8,
+    "ottimo": 2.8,
+    "ottima": 2.8,
+    "grazie": 1.9,
+    "perfetto": 2.7,
+    "veloce": 1.0,
+    # Dutch
+    "slecht": -2.0,
+    "storing": -1.8,
+    "kapot": -2.0,
+    "geweldig": 2.8,
+    "bedankt": 1.9,
+    "snel": 0.8,
+    # care words VADER lacks (English, second round)
+    "expensive": -1.0,
+    "pricey": -0.8,
+    "overheats": -1.5,
+    "overheating": -1.5,
+    "legend": 2.5,
+    "legends": 2.5,
+    "professional": 1.5,
+    "professionally": 1.5,
+    "flawless": 2.5,
+    "hideous": -2.3,
 }
 # VADER words that are mostly not evaluative in care posts; removed (not zeroed) so that a
 # negator before them still reaches the next word.
@@ -254,6 +300,9 @@ EXTRA_NEGATORS = frozenset(
     | {"nicht", "nich", "kein", "keine", "keinen", "keiner", "nie", "niemals", "nichts"}
     | {"nunca", "jamás", "tampoco", "ni", "sin"}
     | {"pas", "jamais", "aucun", "aucune", "sans", "rien"}
+    | {"não", "nem", "ninguém", "nenhum", "nenhuma"}
+    | {"non", "mai", "niente", "nessuno"}
+    | {"niet", "geen", "nooit"}
 )
 # Intensifiers VADER does not know, read as "very": "super frustrating", "sehr gut", "muy malo".
 # "super" counts only before a tone word; alone it is praise ("super!").
@@ -340,6 +389,28 @@ _PHRASES: tuple[tuple[str, float, str], ...] = (
         1.5,
         "working again",
     ),
+    # verdicts VADER turns the wrong way round ("couldn't be worse" reads as praise of "worse")
+    (r"\b(?:could|can)(?:n[’']?t| ?not)\s+(?:be|get)\s+(?:any\s+)?worse\b", -2.5, "couldn't be worse"),
+    (
+        r"\b(?:could|can)(?:n[’']?t| ?not)\s+(?:be|get)\s+(?:any\s+)?(?:better|happier)\b",
+        2.5,
+        "couldn't be better",
+    ),
+    (r"\b(?:is|was|are|were)?\s*not\s+worth\b|\b\w+n[’']t\s+worth\b", -1.8, "not worth"),
+    (r"\bworth\s+(?:it|every|the money|the price)\b", 1.5, "worth it"),
+    (
+        r"\bused\s+to\s+be\s+(?:so\s+|really\s+)?(?:good|great|decent|reliable|amazing|the best)\b",
+        -1.8,
+        "used to be good",
+    ),
+    (r"\bnever\s+again\b", -2.0, "never again"),
+    (r"\b(?:can[’']?t|cannot|can not)\s+(?:complain|fault)\b|\bno\s+complaints\b", 1.8, "can't complain"),
+    (r"\b(?:10|ten)\s*/\s*10\b|\b(?:5|five)\s+stars\b", 2.0, "10/10"),
+    (
+        r"\b(?:step|steps)\s+backwards?\b|\bthinking\s+(?:about|of)\s+(?:leaving|switching|cancell?ing)\b",
+        -1.8,
+        "thinking about leaving",
+    ),
     # German
     (
         r"\b(?:funktioniert|geht|läuft|klappt)\s+(?:\w+\s+)?(?:nicht|nich|gar nicht)\b",
@@ -370,6 +441,14 @@ _PHRASES: tuple[tuple[str, float, str], ...] = (
     (r"\b(?:toujours|encore)\s+(?:rien|pas|en attente)\b", -1.5, "toujours rien"),
     (r"\bprélevée?s?\s+(?:deux fois|en double)\b", -2.0, "prélevé deux fois"),
     (r"\bne\s+répond\s+jamais\b", -1.5, "ne répond jamais"),
+    # Portuguese, Italian, Dutch
+    (r"\bnão\s+(?:funciona|carrega|responde|chegou)\b", -2.0, "não funciona"),
+    (r"\bnon\s+(?:funziona|va|carica|risponde|arriva)\b", -2.0, "non funziona"),
+    (
+        r"\b(?:werkt|doet)\s+(?:het\s+)?niet\b|\bgeen\s+(?:internet|verbinding|bereik|antwoord)\b",
+        -2.0,
+        "werkt niet",
+    ),
 )
 _STRIP = re.compile(r"https?://\S+|www\.\S+|(?<!\w)@[\w.-]+")
 _CLAUSE_END = frozenset(",.;:!?")
@@ -383,7 +462,8 @@ _POSITIVE_INTERJECTION = (
 _TROUBLE = (
     r"\b(?:outages?|down|crash\w*|broken|errors?|bugs?|fail\w*|glitch\w*|charged|billed|wait(?:ing|ed)|"
     r"on hold|delay\w*|late|lost|missing|cancel+ed|disconnect\w*|dropp\w*|ignored|offline|unavailable|"
-    r"logged (?:me )?out|price hike|no (?:reply|response|signal|service|internet))\b|🙄"
+    r"logged (?:me )?out|price (?:hike|rise|increase)s?|hidden fees?|"
+    r"no (?:reply|response|signal|service|internet))\b|🙄"
 )
 _RESOLVED = (
     r"\b(?:fixed|resolved|sorted|solved|restored|refunded|replaced|(?:works?|working|running|back)\s+again|"
@@ -421,6 +501,8 @@ _SARCASM: tuple[tuple[str, str, str | None], ...] = (
         "anywhere",
     ),
     (r"🙃", "upside-down face", "anywhere"),
+    # a closing one-word verdict after the trouble: "... then cancelled. Fantastic."
+    (r"[.!?]\s+" + _POSITIVE_INTERJECTION + r"[.!]*\s*$", "closing 'Fantastic.'", "anywhere"),
 )
 
 

@@ -62,6 +62,7 @@ class Theme:
     name: str
     matched: tuple[str, ...]  # the words of the post that decided, as written in the post
     rule: str  # which rule decided, in words
+    trouble: tuple[str, ...] = ()  # fault or delay words found (not negated), whatever the theme
 
 
 class ThemeClassifier(Protocol):
@@ -84,6 +85,22 @@ KEYWORDS: dict[str, tuple[str, ...]] = {
         "down again",
         "down for",
         "down right now",
+        "down ?",
+        "down since",
+        "down rn",
+        "drops",
+        "dropping",
+        "dropped",
+        "overheat*",
+        "won't let me",
+        "doesn't let me",
+        "unable to",
+        "greyed out",
+        "grayed out",
+        "lost my",
+        "lost our",
+        "incident",
+        "spins forever",
         "site down",
         "app down",
         "servers down",
@@ -185,6 +202,14 @@ KEYWORDS: dict[str, tuple[str, ...]] = {
         "stürzt ab",
         "defekt",
         "unfreundlich",
+        # Portuguese, Italian, Dutch
+        "não funciona",
+        "caiu",
+        "non funziona",
+        "guasto",
+        "storing*",
+        "werkt niet",
+        "kapot",
         # Spanish
         "caída",
         "no funciona",
@@ -203,6 +228,8 @@ KEYWORDS: dict[str, tuple[str, ...]] = {
         "mal servicio",
         "no contestan",
         "no responden",
+        "perdieron",
+        "perdido",
         # French
         "panne*",
         "ne marche pas",
@@ -219,6 +246,8 @@ KEYWORDS: dict[str, tuple[str, ...]] = {
         "ne répond pas",
         "coupure*",
         "hors service",
+        "plante",
+        "perdu",
     ),
     "solution_wanted": (
         "please fix",
@@ -256,6 +285,8 @@ KEYWORDS: dict[str, tuple[str, ...]] = {
         "add an option",
         "add support for",
         "any chance",
+        "any plans to",
+        "any plans for",
         "let us",
         "need someone",
         "dm me",
@@ -293,6 +324,7 @@ KEYWORDS: dict[str, tuple[str, ...]] = {
         "besoin d'aide",
         "aidez-moi",
         "aidez moi",
+        "m'aider",
         "merci de corriger",
         "corrigez",
         "réparez",
@@ -327,11 +359,10 @@ KEYWORDS: dict[str, tuple[str, ...]] = {
         "on hold",
         "delay*",
         "late",
-        "hours",
-        "days",
-        "weeks",
-        "months",
         "been a week",
+        "still no",
+        "promo*",
+        "coupon*",
         "supposed to arrive",
         "where is my",
         "where's my",
@@ -351,10 +382,11 @@ KEYWORDS: dict[str, tuple[str, ...]] = {
         "warte*",
         "warteschleife",
         "verspät*",
-        "wochen",
-        "tagen",
+        "dauert",
+        "kostet",
         # Spanish
-        "factura*",
+        "factur*",
+        "descuento*",
         "precio*",
         "caro",
         "cara",
@@ -364,12 +396,11 @@ KEYWORDS: dict[str, tuple[str, ...]] = {
         "espera",
         "retraso*",
         "demora*",
-        "días",
-        "semanas",
+        "cuánto cuesta",
         "tarifa*",
         # French
-        "facture*",
         "prix",
+        "combien coûte",
         "cher",
         "chère",
         "tarif*",
@@ -379,10 +410,17 @@ KEYWORDS: dict[str, tuple[str, ...]] = {
         "attendre",
         "j'attends",
         "retard*",
-        "semaines",
-        "jours",
         "augment*",
         "euros",
+        # Portuguese, Italian, Dutch
+        "atras*",
+        "quanto custa",
+        "desconto*",
+        "quanto costa",
+        "sconto",
+        "rekening*",
+        "prijs*",
+        "korting",
     ),
     "feedback": (
         "love",
@@ -440,6 +478,20 @@ KEYWORDS: dict[str, tuple[str, ...]] = {
         "better",
         "worse",
         "appreciate*",
+        "good",
+        "nice",
+        "happy",
+        "unhappy",
+        "flawless",
+        "hideous",
+        "legend*",
+        "respect",
+        "no regrets",
+        "can't fault",
+        "can't complain",
+        "no complaints",
+        "worth",
+        "step backwards",
         # German
         "danke",
         "vielen dank",
@@ -477,8 +529,33 @@ KEYWORDS: dict[str, tuple[str, ...]] = {
         "déçu*",
         "décevant",
         "parfait*",
+        "content",
+        # Portuguese, Italian, Dutch
+        "satisfeit*",
+        "recomendo",
+        "obrigad*",
+        "ottim*",
+        "grazie",
+        "geweldig",
+        "bedankt",
     ),
 }
+# Durations say "waiting" only when nothing else does and the post is not praise: "3 weeks now"
+# is a delay, "battery lasts 2 days" is not.
+DURATIONS = (
+    *("minutes", "mins", "hour", "hours", "days", "weeks", "months"),
+    *("stunden", "tagen", "wochen", "horas", "días", "semanas", "heures", "jours", "semaines"),
+)
+# time_cost words that are a grievance on their own (not "price" or "refund": a question about
+# them is not a complaint); with the issue words they make a neutral post negative (see enrich).
+TIME_GRIEVANCES = frozenset(
+    {"wait", "waiting", "waited", "on hold", "delay*", "late", "overcharg*", "overpriced", "expensive"}
+    | {"too much", "been a week", "supposed to arrive", "where is my", "where's my", "not shipped"}
+    | {"hasn't shipped", "still no", "teuer", "warte*", "warteschleife", "verspät*", "caro", "esperando"}
+    | {"retraso*", "demora*", "atras*", "cher", "attente", "j'attends", "retard*"}
+)
+# "please" and its kin before a word ask for something: "please add", "bitte prüft", "pls just let me".
+_ASK_WORDS = _words("please pls plz bitte")
 GENERIC_ISSUE = ("problem", "problems", "problème*", "problema*", "probleme", "issue", "issues", "trouble")
 RESOLVED = (
     "fixed",
@@ -640,17 +717,27 @@ class RuleThemeClassifier:
         keywords += [_compile(k, theme, brand=True) for theme, words in (extra or {}).items() for k in words]
         self._themes = _Index(keywords)
         self._generic = _Index([_compile(k, "issue") for k in GENERIC_ISSUE])
+        self._durations = _Index([_compile(k, "time_cost") for k in DURATIONS])
         self._resolved = _Index([_compile(k, "feedback") for k in RESOLVED])
 
     def classify(self, text: str, *, tone: str | None = None, language: str | None = None) -> Theme:
         toks = tokens(text)
         hits: dict[str, list[str]] = {}
         brand_hit: dict[str, bool] = {}
+        trouble: list[str] = []
         for start, end, keyword in _longest(self._themes.matches(toks)):
             if keyword.theme == "issue" and _negated(toks, start):
                 continue
-            hits.setdefault(keyword.theme, []).append(" ".join(toks[start:end]))
+            words = " ".join(toks[start:end])
+            hits.setdefault(keyword.theme, []).append(words)
             brand_hit[keyword.theme] = brand_hit.get(keyword.theme, False) or keyword.brand
+            if keyword.theme == "issue" or (keyword.source in TIME_GRIEVANCES and not _negated(toks, start)):
+                trouble.append(words)
+        ask = _ask(toks)
+        if ask:
+            hits.setdefault("solution_wanted", []).append(ask)
+        generic = [" ".join(toks[s:e]) for s, e, _ in self._generic.matches(toks) if not _negated(toks, s)]
+        found = tuple(dict.fromkeys(trouble + generic))
         currency = _CURRENCY.search(text)
         if currency:
             hits.setdefault("time_cost", []).append(currency.group(0))
@@ -662,7 +749,7 @@ class RuleThemeClassifier:
                 rule = f"brand keyword ({rule})"
             if outranked:
                 rule += f"; outranks {', '.join(outranked)}"
-            return Theme(name, tuple(dict.fromkeys(hits[name])), rule)
+            return Theme(name, tuple(dict.fromkeys(hits[name])), rule, found)
 
         if "solution_wanted" in hits:
             return keyword_theme("solution_wanted", "an explicit ask")
@@ -671,17 +758,23 @@ class RuleThemeClassifier:
         ]
         if resolved and (tone == "positive" or (tone is None and "feedback" in hits)):
             praise = hits.get("feedback", [])
-            return Theme("feedback", tuple(dict.fromkeys(resolved + praise)), "resolved, with praise")
+            return Theme("feedback", tuple(dict.fromkeys(resolved + praise)), "resolved, with praise", ())
         if tone == "positive" and "feedback" in hits and "time_cost" in hits:
             del hits["time_cost"]
             theme = keyword_theme("feedback", "praise in a positive post")
-            return Theme(theme.name, theme.matched, theme.rule + "; money or time words read as praise")
+            return Theme(theme.name, theme.matched, theme.rule + "; money or time words read as praise", ())
         for name in ("issue", "time_cost"):
             if name in hits:
                 return keyword_theme(name, "keyword")
-        generic = [" ".join(toks[s:e]) for s, e, _ in self._generic.matches(toks) if not _negated(toks, s)]
         if generic:
-            return Theme("issue", tuple(dict.fromkeys(generic)), "generic problem word")
+            return Theme("issue", tuple(dict.fromkeys(generic)), "generic problem word", found)
+        durations = (
+            [] if tone == "positive" else [" ".join(toks[s:e]) for s, e, _ in self._durations.matches(toks)]
+        )
+        if durations and "feedback" not in hits:
+            return Theme(
+                "time_cost", tuple(dict.fromkeys(durations)), "a duration in a post that is not praise"
+            )
         if "feedback" in hits:
             return keyword_theme("feedback", "keyword")
         if question:
@@ -689,6 +782,8 @@ class RuleThemeClassifier:
         if tone == "negative":
             service = [w for w in _SERVICE_WORDS if w in " ".join(toks)]
             return Theme("issue", tuple(service[:1]), "negative post with no theme word: a complaint")
+        if tone == "positive":
+            return Theme("feedback", (), "positive post with no theme word: praise")
         return Theme("other", (), "no theme word, not a question")
 
 
@@ -720,6 +815,14 @@ def _negated(toks: list[str], start: int) -> bool:
 
 def _pending(toks: list[str], start: int) -> bool:
     return any(tok in _PENDING for tok in _window(toks, start, 2))
+
+
+def _ask(toks: list[str]) -> str | None:
+    """'please' (pls, bitte) before a word: "please add", "pls just let me"; not "more of this please"."""
+    for i, tok in enumerate(toks[:-1]):
+        if tok in _ASK_WORDS and toks[i + 1] not in _CLAUSE_END:
+            return f"{tok} {toks[i + 1]}"
+    return None
 
 
 def _question(text: str, toks: list[str]) -> tuple[str, str] | None:
