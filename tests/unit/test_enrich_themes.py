@@ -75,7 +75,7 @@ def test_an_explicit_ask_outranks_the_fault_it_describes():
     assert theme.name == "solution_wanted"
     assert theme.matched == ("please fix",)
     assert theme.rule == "an explicit ask; outranks issue, time_cost"
-    assert theme.trouble == ("app down", "waiting")
+    assert theme.trouble == ("app down", "waiting", "for 3 hours")
 
 
 @pytest.mark.parametrize(

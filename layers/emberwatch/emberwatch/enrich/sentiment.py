@@ -43,6 +43,8 @@ SARCASM_FLOOR = 0.3
 MAX_CHARS = 3000  # VADER is linear in length; a feed article's first 3,000 characters carry its tone
 LABELS = ("positive", "neutral", "negative")
 TONE_KINDS = ("vader", "comprehend")
+# Languages whose tone words the default analyzer knows (VADER's English and the care lexicon's).
+LEXICON_LANGUAGES = frozenset({"en", "de", "es", "fr", "pt", "it", "nl"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,10 +402,17 @@ _PHRASES: tuple[tuple[str, float, str], ...] = (
     (r"\bworth\s+(?:it|every|the money|the price)\b", 1.5, "worth it"),
     (
         r"\bused\s+to\s+be\s+(?:so\s+|really\s+)?(?:good|great|decent|reliable|amazing|the best)\b",
-        -1.8,
+        -3.5,  # takes back the praise word it holds ("great" 3.1) and then some
         "used to be good",
     ),
     (r"\bnever\s+again\b", -2.0, "never again"),
+    (r"\bwhat[’']?s\s+the\s+point\b|\bwhat\s+is\s+the\s+point\b", -1.5, "what's the point"),
+    (
+        r"\b(?:hard|difficult|impossible)\s+to\s+"
+        r"(?:use|read|find|navigate|understand|reach|cancel|contact|get hold of)\b",
+        -1.5,
+        "hard to use",
+    ),
     (r"\b(?:can[’']?t|cannot|can not)\s+(?:complain|fault)\b|\bno\s+complaints\b", 1.8, "can't complain"),
     (r"\b(?:10|ten)\s*/\s*10\b|\b(?:5|five)\s+stars\b", 2.0, "10/10"),
     (
@@ -451,6 +460,9 @@ _PHRASES: tuple[tuple[str, float, str], ...] = (
     ),
 )
 _STRIP = re.compile(r"https?://\S+|www\.\S+|(?<!\w)@[\w.-]+")
+# Words in quotes are someone else's ('next day delivery', "we value your feedback"): they do not
+# set the post's tone. Up to 60 characters between quotes that are not apostrophes.
+_QUOTED = re.compile(r"(?<!\w)(['‘\"“])(?=\S)([^'’\"”\n]{1,60}?)(?<=\S)['’\"”](?!\w)")
 _CLAUSE_END = frozenset(",.;:!?")
 
 # ------------------------------------------------------------------ sarcasm cues
@@ -582,6 +594,11 @@ class VaderTone:
     def score(self, text: str, language: str | None = None) -> Tone:
         text = _STRIP.sub(" ", text[:MAX_CHARS])
         reasons: list[str] = []
+        if "'" in text or '"' in text or "‘" in text or "“" in text:
+            quoted = [m.group(2) for m in _QUOTED.finditer(text)]
+            if quoted:
+                text = _QUOTED.sub(" ", text)
+                reasons.append("quoted words left out: " + ", ".join(repr(q) for q in quoted[:3]))
         extra: list[float] = []
         counts: dict[int, int] = {}
         for match in _rules().phrases.finditer(text.lower()):
@@ -596,6 +613,8 @@ class VaderTone:
                 reasons.append(f"emoji {emoji} read as '{word}'")
         compound = self._get().compound(text, extra)
         reasons.insert(0, f"vader {compound:+.3f}")
+        if compound == 0.0 and language and language not in LEXICON_LANGUAGES:
+            reasons.append(f"no tone words known for language {language!r}: neutral means unread")
         cues = sarcasm_cues(text)
         if cues:
             reasons.append("sarcasm: " + ", ".join(cues))

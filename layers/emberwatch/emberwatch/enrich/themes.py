@@ -492,6 +492,8 @@ KEYWORDS: dict[str, tuple[str, ...]] = {
         "no complaints",
         "worth",
         "step backwards",
+        "annoying",
+        "irritating",
         # German
         "danke",
         "vielen dank",
@@ -543,7 +545,7 @@ KEYWORDS: dict[str, tuple[str, ...]] = {
 # Durations say "waiting" only when nothing else does and the post is not praise: "3 weeks now"
 # is a delay, "battery lasts 2 days" is not.
 DURATIONS = (
-    *("minutes", "mins", "hour", "hours", "days", "weeks", "months"),
+    *("minutes", "mins", "hour", "hours", "days", "weeks", "months", "ages"),
     *("stunden", "tagen", "wochen", "horas", "días", "semanas", "heures", "jours", "semaines"),
 )
 # time_cost words that are a grievance on their own (not "price" or "refund": a question about
@@ -554,6 +556,8 @@ TIME_GRIEVANCES = frozenset(
     | {"hasn't shipped", "still no", "teuer", "warte*", "warteschleife", "verspät*", "caro", "esperando"}
     | {"retraso*", "demora*", "atras*", "cher", "attente", "j'attends", "retard*"}
 )
+# A duration after these is time spent waiting ("for 6 weeks", "after 5 weeks", "it's been an hour").
+_WAITED = _words("for after over been seit desde depuis há da")
 # "please" and its kin before a word ask for something: "please add", "bitte prüft", "pls just let me".
 _ASK_WORDS = _words("please pls plz bitte")
 GENERIC_ISSUE = ("problem", "problems", "problème*", "problema*", "probleme", "issue", "issues", "trouble")
@@ -568,6 +572,9 @@ RESOLVED = (
     "replaced",
     "refunded",
     "handled",
+    "pushed a fix",
+    "shipped a fix",
+    "rolled out a fix",
     "works again",
     "working again",
     "back up",
@@ -737,7 +744,13 @@ class RuleThemeClassifier:
         if ask:
             hits.setdefault("solution_wanted", []).append(ask)
         generic = [" ".join(toks[s:e]) for s, e, _ in self._generic.matches(toks) if not _negated(toks, s)]
-        found = tuple(dict.fromkeys(trouble + generic))
+        durations = [(s, " ".join(toks[s:e])) for s, e, _ in self._durations.matches(toks)]
+        waited = [
+            " ".join(toks[max(0, s - 2) : s + 1])
+            for s, _ in durations
+            if (s >= 1 and toks[s - 1] in _WAITED) or (s >= 2 and toks[s - 2] in _WAITED)
+        ]
+        found = tuple(dict.fromkeys(trouble + generic + waited))
         currency = _CURRENCY.search(text)
         if currency:
             hits.setdefault("time_cost", []).append(currency.group(0))
@@ -768,13 +781,9 @@ class RuleThemeClassifier:
                 return keyword_theme(name, "keyword")
         if generic:
             return Theme("issue", tuple(dict.fromkeys(generic)), "generic problem word", found)
-        durations = (
-            [] if tone == "positive" else [" ".join(toks[s:e]) for s, e, _ in self._durations.matches(toks)]
-        )
-        if durations and "feedback" not in hits:
-            return Theme(
-                "time_cost", tuple(dict.fromkeys(durations)), "a duration in a post that is not praise"
-            )
+        if durations and tone != "positive" and "feedback" not in hits:
+            words = tuple(dict.fromkeys(w for _, w in durations))
+            return Theme("time_cost", words, "a duration in a post that is not praise", found)
         if "feedback" in hits:
             return keyword_theme("feedback", "keyword")
         if question:
