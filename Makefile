@@ -72,9 +72,9 @@ deploy: build ## sam deploy (STAGE=dev|prod; first time also SENDER_EMAIL=..., o
 	$(SAM) deploy --config-env $(STAGE) --parameter-overrides Stage=$(STAGE) \
 		$(if $(SENDER_EMAIL),SenderEmail=$(SENDER_EMAIL)) $(if $(ALERT_EMAIL),AlertEmail=$(ALERT_EMAIL))
 
-.PHONY: bench bench-coldstart bench-ingest
+.PHONY: bench bench-coldstart bench-ingest bench-enrich
 
-bench: bench-coldstart bench-ingest ## both benchmarks; each ends with one summary line
+bench: bench-coldstart bench-ingest bench-enrich ## every benchmark; each ends with one summary line
 
 # bench/coldstart.py runs `make build` itself (sam build needs the tools) unless given --no-build.
 bench-coldstart: venv tools ## import each built handler as Lambda does (median ms) and size the artifacts
@@ -82,6 +82,9 @@ bench-coldstart: venv tools ## import each built handler as Lambda does (median 
 
 bench-ingest: venv ## parse, match and store 10,000 mentions against moto (ms per mention, DynamoDB requests)
 	$(VENV)/bin/python bench/ingest.py
+
+bench-enrich: venv ## tone and theme of 347 hand-labelled mentions (accuracy, macro F1) and CPU ms per mention
+	$(VENV)/bin/python bench/enrich_eval.py
 
 clean:
 	rm -rf .aws-sam out .pytest_cache

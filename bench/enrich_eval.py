@@ -205,6 +205,11 @@ def main(argv: list[str] | None = None) -> int:
         s, t = evaluate(subset)
         print(f"{name:<22} {len(subset):>4} {s.accuracy:>14.3f} {t.macro_f1:>15.3f} {t.accuracy:>10.3f}")
 
+    holdout = [r for r in rows if r["split"] == "holdout"]
+    held_sentiment, held_theme = evaluate(holdout)
+    print_table("holdout sentiment (rows never looked at while tuning)", held_sentiment, SENTIMENTS)
+    print_table("holdout theme", held_theme, THEMES)
+
     from emberwatch.enrich.language import detect_language
 
     detected = [detect_language(r["text"]) for r in rows]
