@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
+from pathlib import Path
 
 import pytest
 from emberwatch.config import (
@@ -274,8 +276,8 @@ INVALID = [
 def test_invalid_config_names_the_field(text, expected):
     message = errors_of(text)
     assert message.startswith("invalid configuration:")
-    # every error line is "<origin>: <path>: <message>"
-    assert f"test.yaml: {expected}" in message
+    # every error line is "<origin>:<line>: <path>: <message>"
+    assert re.search(rf"test\.yaml:\d+: {re.escape(expected)}", message), message
 
 
 @pytest.mark.parametrize(
@@ -332,7 +334,7 @@ def test_several_errors_are_reported_together():
 
 
 def test_invalid_yaml_is_reported_with_the_origin():
-    with pytest.raises(ConfigError, match=r"^test.yaml: not valid YAML") as info:
+    with pytest.raises(ConfigError, match=r"^test.yaml:\d+: not valid YAML") as info:
         parse_config("brands: [\n  - id: acme\n", origin="test.yaml")
     assert info.value.__cause__ is not None
 
@@ -347,3 +349,103 @@ def test_unparseable_query_is_rejected_naming_the_query():
     # silently skip the term (sources/feed.py and sources/hackernews.py only log a warning).
     message = errors_of("brands:\n  - id: acme\n    queries: [acme, 'acme (outage OR down']\n")
     assert "brands[0].queries[1]" in message
+
+
+# ---------------------------------------------------------------- lines, the example file, sources
+
+
+def test_every_error_names_the_line_of_its_field():
+    text = textwrap.dedent(
+        """\
+        brands:
+          - id: acme
+            queries:
+              - acme
+              - ''
+            feeds: [https://ok.example/f,
+                    ftp://old.example/f]
+          - name: No Id
+            queries: [x]
+        sources:
+          hackernews:
+            max_pages: 0
+        recipients:
+          - email: nope
+        """
+    )
+    lines = errors_of(text).splitlines()[1:]
+    assert [line.strip() for line in lines] == [
+        "test.yaml:7: brands[0].feeds[1]: must be an http(s) URL",
+        "test.yaml:5: brands[0].queries[1]: must be a non-empty string",
+        # a missing field points at its nearest parent that is in the file: the list item
+        "test.yaml:8: brands[1].id: is required",
+        "test.yaml:12: sources.hackernews.max_pages: must be between 1 and 1000, got 0",
+        "test.yaml:14: recipients[0].email: is not an email address: 'nope'",
+    ]
+
+
+def test_a_yaml_syntax_error_names_its_line():
+    with pytest.raises(ConfigError, match=r"^test.yaml:3: not valid YAML"):
+        parse_config("brands:\n  - id: acme\n    queries: acme: widgets\n", origin="test.yaml")
+
+
+def test_the_example_file_is_valid_and_covers_every_section():
+    path = Path(__file__).resolve().parents[2] / "config.example.yaml"
+    text = path.read_text(encoding="utf-8")
+    config = parse_config(text, origin=str(path))
+    import yaml
+
+    raw = yaml.safe_load(text)
+    assert set(raw) == {
+        "brands",
+        "sources",
+        "detection",
+        "channels",
+        "routing",
+        "recipients",
+        "alert_link",
+        "retention_days",
+    }
+    # every field of a brand, a source, detection, a recipient appears at least once
+    assert set(Brand.__slots__) - {"id"} <= set(raw["brands"][0]) | {"id"}
+    source_fields = {"enabled", "base_url", "max_pages", "schedule", "secret"}
+    assert source_fields <= {key for item in raw["sources"].values() for key in item}
+    assert set(raw["detection"]) == set(Detection.__slots__)
+    recipient_fields = {key for item in raw["recipients"] for key in item}
+    assert recipient_fields == {
+        "email",
+        "name",
+        "brands",
+        "cadence",
+        "timezone",
+        "weekday",
+        "hour",
+        "sections",
+    }
+    assert config.source("stackexchange").every_minutes == 15
+    assert config.source("reddit").secret == "emberwatch/dev/reddit"
+
+
+@pytest.mark.parametrize(
+    ("schedule", "minutes"),
+    [("rate(5 minutes)", 5), ("rate(10 minutes)", 10), ("rate(30 minutes)", 30)],
+)
+def test_a_source_schedule_becomes_minutes(schedule, minutes):
+    config = parse_config(BASE + f"sources:\n  hackernews:\n    schedule: {schedule}\n")
+    assert config.source("hackernews").every_minutes == minutes
+    assert config.source("feed").every_minutes == 5
+
+
+@pytest.mark.parametrize(
+    "schedule", ["rate(1 hour)", "rate(7 minutes)", "every 5 minutes", "cron(0 * * * ? *)"]
+)
+def test_a_schedule_the_alarms_cannot_follow_is_rejected(schedule):
+    message = errors_of(BASE + f"sources:\n  hackernews:\n    schedule: '{schedule}'\n")
+    assert re.search(
+        r"test\.yaml:6: sources\.hackernews\.schedule: must be one of rate\(5 minutes\)", message
+    )
+
+
+def test_a_source_secret_must_be_a_secret_name():
+    message = errors_of(BASE + "sources:\n  x:\n    secret: 'https://vault.example/x'\n")
+    assert "test.yaml:6: sources.x.secret: is not a secret name" in message

@@ -1,4 +1,9 @@
-"""The `emberwatch` command. Exit codes: 0 ok, 1 the check failed, 2 usage error."""
+"""The `emberwatch` command.
+
+Exit codes: 0 ok; 1 findings or failures (a check failed, a source is stale or failing); 2 usage error
+or invalid configuration; 3 AWS or network error. The commands that operate a deployment live in
+cli_ops.py.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ def _config_validate(args: argparse.Namespace) -> int:
         config = parse_config(text, origin=str(path))
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
-        return 1
+        return 2
     print(f"{path}: ok ({len(config.brands)} brand(s), {len(config.recipients)} recipient(s))")
     return 0
 
@@ -56,27 +61,10 @@ def _parse(args: argparse.Namespace) -> int:
     except SourceError as exc:
         print(f"emberwatch: {exc}", file=sys.stderr)
         return 1
+    from .cli_ops import mention_line
+
     for mention in parsed.mentions:
-        line = {
-            "id": mention.id,
-            "source": mention.source,
-            "author": mention.author.handle,
-            "author_name": mention.author.display_name,
-            "followers": mention.author.followers,
-            "title": mention.title,
-            "text": mention.text,
-            "created_at": mention.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "url": mention.url,
-            "language": mention.language,
-            "engagement": {
-                "reposts": mention.engagement.reposts,
-                "likes": mention.engagement.likes,
-                "replies": mention.engagement.replies,
-                "score": mention.engagement.score,
-            },
-            "parent_id": mention.parent_id,
-            "conversation_id": mention.conversation_id,
-        }
+        line = mention_line(mention)
         if query is not None:
             haystack = f"{mention.title or ''}\n{mention.text}"
             line["matches"] = query.matches(haystack, mention.language)
@@ -218,10 +206,15 @@ def build_parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="work with the configuration file")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     validate = config_commands.add_parser(
-        "validate", help="check a configuration file and name every invalid field"
+        "validate",
+        help="check a configuration file and name every invalid field",
+        description="Lists every error as <file>:<line>: <field>: <problem>. Exit 0 valid, 2 invalid.",
     )
     validate.add_argument("file", help="path to the YAML configuration")
     validate.set_defaults(func=_config_validate)
+    from .cli_ops import add_commands
+
+    add_commands(commands, config_commands)  # config push, scan --once, backfill, status, forget
 
     parse = commands.add_parser(
         "parse",

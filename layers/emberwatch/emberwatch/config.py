@@ -56,6 +56,8 @@ class SourceSettings:
     enabled: bool = True
     base_url: str | None = None
     max_pages: int = 50
+    every_minutes: int = 5  # `schedule`: scan at most this often (the template's schedule is the floor)
+    secret: str | None = None  # this source's own credentials secret instead of the stack's shared one
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,16 +99,61 @@ class AppConfig:
         return self.sources.get(name) or SourceSettings(name=name, enabled=name in DEFAULT_ENABLED)
 
 
-class _Reader:
-    """Walks the parsed YAML, collecting every error with its field path."""
+_LAST_STEP = re.compile(r"(\.[^.\[\]]+|\[\d+\])$")
 
-    def __init__(self, origin: str) -> None:
+
+def _line_map(text: str) -> dict[str, int]:
+    """The 1-based line of every field path in the YAML ("brands[0].queries[2]" -> 12).
+
+    A mapping entry points at its key's line, a list item at the item's own line.
+    """
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    lines: dict[str, int] = {}
+
+    def walk(node: yaml.Node, path: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                child = f"{path}.{key.value}" if path else str(key.value)
+                lines.setdefault(child, key.start_mark.line + 1)
+                walk(value, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                child = f"{path}[{index}]"
+                lines.setdefault(child, item.start_mark.line + 1)
+                walk(item, child)
+
+    if root is not None:
+        lines[""] = root.start_mark.line + 1
+        walk(root, "")
+    return lines
+
+
+class _Reader:
+    """Walks the parsed YAML, collecting every error with its line and field path."""
+
+    def __init__(self, origin: str, lines: dict[str, int] | None = None) -> None:
         self.origin = origin
+        self.lines = lines or {}
         self.errors: list[str] = []
 
+    def line_of(self, path: str) -> int | None:
+        """The line of the field, or of its nearest parent present in the file (a missing field)."""
+        while True:
+            if path in self.lines:
+                return self.lines[path]
+            shorter = _LAST_STEP.sub("", path)
+            if shorter == path:
+                return self.lines.get("")
+            path = shorter
+
     def error(self, path: str, message: str) -> None:
-        path = path.removeprefix("(top level).").lstrip(".")
-        self.errors.append(f"{self.origin}: {path}: {message}")
+        path = path.removeprefix("(top level)").lstrip(".")
+        line = self.line_of(path)
+        where = f"{self.origin}:{line}" if line else self.origin
+        self.errors.append(f"{where}: {path or '(top level)'}: {message}")
 
     def mapping(self, value: Any, path: str) -> dict[str, Any]:
         if value is None:
@@ -227,13 +274,47 @@ def _queries(reader: _Reader, item: dict[str, Any], path: str) -> tuple[str, ...
     return values
 
 
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+_SCHEDULE = re.compile(r"^rate\((\d+) (minutes?|hours?)\)$")
+SCHEDULE_MINUTES = (5, 10, 15, 30)
+
+
+def _schedule(reader: _Reader, item: dict[str, Any], path: str) -> int:
+    """`schedule: rate(15 minutes)`: how often the source is scanned, in minutes.
+
+    The scan schedules fire every 5 minutes; a longer interval skips the ticks in between. Up to 30
+    minutes, so the staleness alarm (no good scan for 30 minutes) still sees a run in every window.
+    """
+    text = reader.string(item, "schedule", path)
+    if text is None:
+        return 5
+    match = _SCHEDULE.match(text)
+    minutes = int(match.group(1)) * (60 if match.group(2).startswith("hour") else 1) if match else 0
+    if minutes not in SCHEDULE_MINUTES:
+        allowed = ", ".join(f"rate({m} minutes)" for m in SCHEDULE_MINUTES)
+        reader.error(f"{path}.schedule", f"must be one of {allowed}, got {text!r}")
+        return 5
+    return minutes
+
+
+def _secret_name(reader: _Reader, item: dict[str, Any], path: str) -> str | None:
+    """`secret`: the name of a Secrets Manager secret (or an SSM path) with this source's keys."""
+    name = reader.string(item, "secret", path)
+    if name is not None and not _SECRET_NAME.match(name):
+        reader.error(f"{path}.secret", f"is not a secret name or SSM parameter path: {name!r}")
+        return None
+    return name
+
+
 def parse_config(text: str, origin: str = "config") -> AppConfig:
     """Parse and validate configuration YAML; raise ConfigError listing every problem."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{origin}: not valid YAML: {exc}") from exc
-    reader = _Reader(origin)
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{origin}:{mark.line + 1}" if mark is not None else origin
+        raise ConfigError(f"{where}: not valid YAML: {exc}") from exc
+    reader = _Reader(origin, _line_map(text))
     root = reader.mapping(data, "(top level)")
     reader.unknown(root, {"brands", "sources", "detection", "recipients", "alert_link", "retention_days"}, "")
 
@@ -306,7 +387,7 @@ def parse_config(text: str, origin: str = "config") -> AppConfig:
             reader.error(path, f"unknown source (known: {', '.join(SOURCES)})")
             continue
         item = reader.mapping(raw, path)
-        reader.unknown(item, {"enabled", "base_url", "max_pages"}, path)
+        reader.unknown(item, {"enabled", "base_url", "max_pages", "schedule", "secret"}, path)
         enabled = item.get("enabled", name in DEFAULT_ENABLED)
         if not isinstance(enabled, bool):
             reader.error(f"{path}.enabled", "must be true or false")
@@ -319,6 +400,8 @@ def parse_config(text: str, origin: str = "config") -> AppConfig:
             enabled=enabled,
             base_url=base_url.rstrip("/") if base_url else None,
             max_pages=reader.number(item, "max_pages", path, 50, low=1, high=1000),
+            every_minutes=_schedule(reader, item, path),
+            secret=_secret_name(reader, item, path),
         )
 
     raw_detection = reader.mapping(root.get("detection"), "detection")

@@ -11,14 +11,17 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from .config import AppConfig, load_config
+from .config import AppConfig
 from .events import ScheduledEvent
-from .observability import MetricUnit, logger, metrics
+from .lastgood import ConfigKeeper
+from .observability import MetricUnit, count_invalid_config, logger, metrics
 from .settings import Settings
 from .store import Store
 
 SCAN_SAFETY_MS = 20_000  # stop starting new pages this long before the Lambda timeout
 SCAN_MAX_SECONDS = 240  # and never run into the next 5-minute schedule
+CONFIG_MAX_AGE = 60  # seconds the SSM configuration is cached per container
+SCHEDULE_TICK = 300  # the scan schedules fire every 5 minutes
 
 
 @dataclass
@@ -46,8 +49,28 @@ class Runtime:
 
     @property
     def config(self) -> AppConfig:
-        # cached by Powertools for max_age seconds: edits in SSM apply without a redeploy
-        return self.config_override or load_config(self.settings.config_parameter)
+        # cached by Powertools for max_age seconds: edits in SSM apply without a redeploy; an invalid
+        # edit is rejected and the last good configuration kept (lastgood.py)
+        return self.config_override or self.config_keeper.get()
+
+    @cached_property
+    def config_keeper(self) -> ConfigKeeper:
+        from .store import Store
+
+        def load_text(name: str) -> str:
+            from aws_lambda_powertools.utilities import parameters
+
+            return str(parameters.get_parameter(name, max_age=CONFIG_MAX_AGE))
+
+        # its own Store: the run's store takes its retention from the configuration being loaded
+        table = Store(self.settings.table_name, self.client("dynamodb"))
+        return ConfigKeeper(
+            self.settings.config_parameter,
+            load_text=load_text,
+            load_last_good=table.last_good_config,
+            save_last_good=table.save_last_good_config,
+            on_invalid=count_invalid_config,
+        )
 
     @cached_property
     def store(self) -> Store:
@@ -55,11 +78,12 @@ class Runtime:
             self.settings.table_name, self.client("dynamodb"), retention_days=self.config.retention_days
         )
 
-    @cached_property
-    def credentials(self) -> Any:
+    def credentials_for(self, config: AppConfig) -> Any:
+        """The shared secret, and the own secret of each source whose configuration names one."""
         from .credentials import SecretCredentials
 
-        return SecretCredentials(self.settings.credentials_secret)
+        own = {name: s.secret for name, s in config.sources.items() if s.secret}
+        return SecretCredentials(self.settings.credentials_secret, per_source=own)
 
     @cached_property
     def http_session(self) -> Any:
@@ -74,21 +98,26 @@ class Runtime:
         from .scan import scan_source
 
         source = event.source()
+        config = self.config  # read before the source dimension is added (ConfigInvalid has none)
+        logger.append_keys(source=source, brand=event.detail.get("brand"))
+        every = config.source(source).every_minutes
+        if not due(event.time, every):
+            logger.info("not due: the source is scanned every %d minutes", every)
+            return {"source": source, "time": event.time.isoformat(), "skipped": f"every {every} minutes"}
         budget = (
             SCAN_MAX_SECONDS
             if remaining_ms is None
             else min(SCAN_MAX_SECONDS, (remaining_ms - SCAN_SAFETY_MS) / 1000)
         )
         http = HttpClient(session=self.http_session, deadline=time.monotonic() + max(1.0, budget))
-        logger.append_keys(source=source)
         metrics.add_dimension(name="source", value=source)
         report = scan_source(
             source,
             event.time,
-            config=self.config,
+            config=config,
             store=self.store,
             http=http,
-            credentials=self.credentials,
+            credentials=self.credentials_for(config),
             brand_id=event.detail.get("brand"),
             comprehend=lambda: self.client("comprehend"),
         )
@@ -165,3 +194,16 @@ class Runtime:
             "skipped": len(report.skipped),
             "failed": report.failed,
         }
+
+
+def due(moment: Any, every_minutes: int) -> bool:
+    """Whether a 5-minute scan tick at `moment` is the first of its `every_minutes` interval.
+
+    Stateless: exactly one tick of a 5-minute schedule falls into each interval, whatever the
+    schedule's offset, so a source configured for every 15 minutes runs on one tick in three.
+    """
+    if every_minutes * 60 <= SCHEDULE_TICK:
+        return True
+    seconds = int(moment.timestamp())
+    interval = every_minutes * 60
+    return seconds // interval != (seconds - SCHEDULE_TICK) // interval

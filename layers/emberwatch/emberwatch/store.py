@@ -5,6 +5,7 @@ Key design (docs/design.md): one table, `pk`/`sk`, one GSI `gsi1` for "mentions 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -1181,3 +1182,232 @@ class Store:
                 }
             ),
         )
+
+    # ------------------------------------------------------------------ configuration, status, forget
+
+    def last_good_config(self) -> str | None:
+        """The last configuration text a function found valid (lastgood.py), if any."""
+        item = self.client.get_item(
+            TableName=self.table, Key=serialize({"pk": "CONFIG", "sk": "LASTGOOD"}), ConsistentRead=True
+        ).get("Item")
+        return deserialize(item)["text"] if item else None
+
+    def save_last_good_config(self, text: str, sha256: str, now: datetime | None = None) -> bool:
+        """Keep a valid configuration text as the fallback; a no-op when it is already the one kept."""
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item=serialize(
+                    {
+                        "pk": "CONFIG",
+                        "sk": "LASTGOOD",
+                        "type": "config",
+                        "text": text,
+                        "sha256": sha256,
+                        "saved_at": utc_iso(now or datetime.now(UTC)),
+                    }
+                ),
+                ConditionExpression="attribute_not_exists(pk) OR sha256 <> :sha",
+                ExpressionAttributeValues=serialize({":sha": sha256}),
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def cursor_ages(self, brand: str, source: str) -> list[datetime]:
+        """When each stored cursor of a (brand, source) last moved."""
+        return [
+            parse_iso(item["updated_at"])
+            for item in self._query(
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues=serialize({":pk": f"CUR#{brand}#{source}"}),
+            )
+            if item.get("updated_at")
+        ]
+
+    def open_incidents(self, brand: str) -> list[Incident]:
+        """The brand's open incidents (those with an active pointer)."""
+        found = []
+        pointers = self.active_pointers(brand)
+        for scope_rule in pointers:
+            scope, rule = scope_rule.rsplit("#", 1)
+            incident = self.active_incident(brand, scope, rule, pointers=pointers)
+            if incident is not None:
+                found.append(incident)
+        return found
+
+    def forget_author(
+        self,
+        source: str,
+        handle: str,
+        now: datetime,
+        *,
+        brand: str | None = None,
+        progress: Any = None,
+    ) -> dict[str, int]:
+        """Delete what the table holds of one author on one source (platform deletion rules, privacy
+        requests): their mentions, their author record, care-queue and ambassador entries, and their
+        mentions in the top-posts lists. Counters (numbers without names) stay. Idempotent; an audit
+        record with the counts and a hash of the handle (not the handle, not any text) is written.
+
+        There is no index by author, so this scans the table once (filtered server-side); `progress`
+        is called with the number of items examined so far.
+        """
+        wanted = handle.lower().lstrip("@")
+        names = {"#t": "type", "#src": "source"}
+        values: dict[str, Any] = {
+            ":src": source,
+            ":m": "mention",
+            ":w": "waiting",
+            ":amb": "ambassador",
+            ":top": "top",
+            ":suffix": f"#{source}#{wanted}",
+            ":r": "R#",
+        }
+        condition = (
+            "(#src = :src AND #t IN (:m, :w, :amb)) OR (#t = :top AND sk = :src) OR contains(pk, :suffix) "
+            "OR begins_with(pk, :r)"
+        )
+        prefixes = ("M#", "A#", "WAIT#", "AMB#", "TOP#", "R#")
+        if brand:
+            condition = f"({condition}) AND ({' OR '.join(f'begins_with(pk, :p{i})' for i in range(6))})"
+            values.update({f":p{i}": f"{p}{brand}#" for i, p in enumerate(prefixes)})
+        doomed: list[dict[str, str]] = []
+        tops: list[dict[str, Any]] = []
+        rollups: list[dict[str, Any]] = []
+        mention_ids: set[str] = set()
+        counts = {
+            "mentions": 0,
+            "authors": 0,
+            "waiting": 0,
+            "ambassadors": 0,
+            "top_entries": 0,
+            "rollup_entries": 0,
+        }
+        examined = 0
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "FilterExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": serialize(values),
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self.client.scan(**request)
+            examined += response.get("ScannedCount", 0)
+            for raw in response.get("Items", []):
+                item = deserialize(raw)
+                kind, key = item.get("type"), {"pk": item["pk"], "sk": item["sk"]}
+                if kind == "top":
+                    tops.append(item)
+                elif item["pk"].startswith("R#"):
+                    rollups.append(item)
+                elif kind == "mention" and item.get("author_handle", "").lower().lstrip("@") == wanted:
+                    doomed.append(key)
+                    mention_ids.add(item["id"])
+                    counts["mentions"] += 1
+                elif kind == "waiting" and item.get("author", "").lower().lstrip("@") == wanted:
+                    doomed.append(key)
+                    counts["waiting"] += 1
+                elif kind == "ambassador" and item.get("handle", "").lower().lstrip("@") == wanted:
+                    doomed.append(key)
+                    counts["ambassadors"] += 1
+                elif item["pk"].startswith("A#") and item["pk"].endswith(f"#{source}#{wanted}"):
+                    doomed.append(key)
+                    counts["authors"] += 1
+            if progress:
+                progress(examined)
+            if "LastEvaluatedKey" not in response:
+                break
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        for start in range(0, len(doomed), 25):
+            deletes = [{"DeleteRequest": {"Key": serialize(k)}} for k in doomed[start : start + 25]]
+            batch: dict[str, Any] = {self.table: deletes}
+            while batch:
+                batch = self.client.batch_write_item(RequestItems=batch).get("UnprocessedItems") or {}
+        for top in tops:
+            counts["top_entries"] += self._drop_from_top(top, mention_ids)
+        for rollup in rollups:
+            counts["rollup_entries"] += self._drop_from_rollup(rollup, source, wanted, mention_ids)
+        digest = hashlib.sha256(f"{source}:{wanted}".encode()).hexdigest()
+        self.client.put_item(
+            TableName=self.table,
+            Item=serialize(
+                {
+                    "pk": "AUDIT#forget",
+                    "sk": f"{utc_iso(now)}#{digest[:16]}",
+                    "type": "audit",
+                    "action": "forget_author",
+                    "source": source,
+                    "brand": brand,
+                    "author_sha256": digest,
+                    "at": utc_iso(now),
+                    **{f"deleted_{name}": count for name, count in counts.items()},
+                }
+            ),
+        )
+        return counts
+
+    def _drop_from_rollup(self, item: dict[str, Any], source: str, handle: str, mention_ids: set[str]) -> int:
+        """Remove the author's entries (influential voice, theme example) from an hourly digest rollup."""
+        doomed = [
+            name
+            for name, value in item.items()
+            if name == f"v#{source}#{handle}"
+            or (
+                isinstance(value, dict)
+                and (
+                    value.get("id") in mention_ids
+                    or (value.get("source") == source and str(value.get("author", "")).lower() == handle)
+                )
+            )
+        ]
+        if not doomed:
+            return 0
+        names = {f"#d{i}": name for i, name in enumerate(doomed)}
+        self.client.update_item(
+            TableName=self.table,
+            Key=serialize({"pk": item["pk"], "sk": item["sk"]}),
+            UpdateExpression="REMOVE " + ", ".join(names),
+            ExpressionAttributeNames=names,
+        )
+        return len(doomed)
+
+    def _drop_from_top(self, top: dict[str, Any], mention_ids: set[str]) -> int:
+        """Remove the forgotten mentions from a top-posts list (version-checked; re-read on a race)."""
+        for _ in range(5):
+            kept = [entry for entry in top.get("top", []) if entry[2] not in mention_ids]
+            dropped = len(top.get("top", [])) - len(kept)
+            if not dropped:
+                return 0
+            try:
+                self.client.put_item(
+                    TableName=self.table,
+                    Item=serialize({**top, "top": kept, "version": top.get("version", 0) + 1}),
+                    ConditionExpression="#v = :v",
+                    ExpressionAttributeNames={"#v": "version"},
+                    ExpressionAttributeValues=serialize({":v": top.get("version", 0)}),
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+                fresh = self.client.get_item(
+                    TableName=self.table,
+                    Key=serialize({"pk": top["pk"], "sk": top["sk"]}),
+                    ConsistentRead=True,
+                ).get("Item")
+                if not fresh:
+                    return 0
+                top = deserialize(fresh)
+                continue
+            self._tops.pop((top["pk"], top["sk"]), None)
+            return dropped
+        raise ConflictError(f"top posts {top['pk']}/{top['sk']} kept changing")
+
+
+def _latest_followers(group: list[Mention]) -> int | None:
+    """The follower count of the newest mention in `group` that has one."""
+    counted = [m for m in group if m.author.followers is not None]
+    return max(counted, key=lambda m: m.created_at).author.followers if counted else None

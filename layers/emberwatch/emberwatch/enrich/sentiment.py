@@ -292,6 +292,17 @@ CARE_LEXICON: dict[str, float] = {
     "professionally": 1.5,
     "flawless": 2.5,
     "hideous": -2.3,
+    "star": 2.0,  # "an absolute star"; ratings ("5 stars") are a phrase
+    "genius": 2.5,
+    "absurd": -2.0,
+    "bricked": -2.5,
+    "unmöglich": -2.0,
+    "zuverlässig": 1.8,
+    "absurdo": -2.0,
+    "buenísimos": 2.8,
+    "buenísimas": 2.8,
+    "nickel": 1.8,  # French slang: spotless
+    "fijn": 1.8,
 }
 # VADER words that are mostly not evaluative in care posts; removed (not zeroed) so that a
 # negator before them still reaches the next word.
@@ -303,7 +314,7 @@ EXTRA_NEGATORS = frozenset(
     | {"nunca", "jamás", "tampoco", "ni", "sin"}
     | {"pas", "jamais", "aucun", "aucune", "sans", "rien"}
     | {"não", "nem", "ninguém", "nenhum", "nenhuma"}
-    | {"non", "mai", "niente", "nessuno"}
+    | {"non", "mai", "niente", "nessuno", "nessuna"}
     | {"niet", "geen", "nooit"}
 )
 # Intensifiers VADER does not know, read as "very": "super frustrating", "sehr gut", "muy malo".
@@ -406,6 +417,26 @@ _PHRASES: tuple[tuple[str, float, str], ...] = (
         "used to be good",
     ),
     (r"\bnever\s+again\b", -2.0, "never again"),
+    (
+        r"\bnever\s+had\s+(?:a|an|one|any)\s+(?:single\s+)?(?:problem|issue|complaint|reason to)\b",
+        1.8,
+        "never had a problem",
+    ),
+    (
+        r"\b(?:fixed|solved|resolved|sorted|resolvió|solucionó|solucionaron|réglé|résolu|gelöst|behoben)\s+"
+        r"(?:\w+\s+){0,2}(?:problems?|issues?|problemas?|problèmes?|probleme?)\b",
+        2.0,  # the fix outweighs the problem word it names
+        "fixed my problem",
+    ),
+    (r"\b(?:seriously|really|are you (?:kidding|serious|joking)(?: me)?)\s*\?+", -1.5, "seriously?"),
+    (r"\b(?:got|get|was|were|been)\s+hit\s+with\b", -1.8, "hit with (a fee)"),
+    (
+        r"\b(?:without|sin|sem|sans|ohne)\s+(?:any\s+)?(?:warning|notice|telling (?:us|me)|avisar|aviso|"
+        r"prévenir|préavis|vorwarnung)\b",
+        -1.5,
+        "without warning",
+    ),
+    (r"\b(?:nessuna|nenhuma|geen)\s+(?:risposta|resposta|antwoord|reazione)\b", -1.5, "nessuna risposta"),
     (r"\bwhat[’']?s\s+the\s+point\b|\bwhat\s+is\s+the\s+point\b", -1.5, "what's the point"),
     (
         r"\b(?:hard|difficult|impossible)\s+to\s+"
@@ -474,7 +505,7 @@ _POSITIVE_INTERJECTION = (
 _TROUBLE = (
     r"\b(?:outages?|down|crash\w*|broken|errors?|bugs?|fail\w*|glitch\w*|charged|billed|wait(?:ing|ed)|"
     r"on hold|delay\w*|late|lost|missing|cancel+ed|disconnect\w*|dropp\w*|ignored|offline|unavailable|"
-    r"logged (?:me )?out|price (?:hike|rise|increase)s?|hidden fees?|"
+    r"logged (?:me )?out|price (?:hike|rise|increase)s?|hidden fees?|bricked|"
     r"no (?:reply|response|signal|service|internet))\b|🙄"
 )
 _RESOLVED = (
@@ -514,7 +545,12 @@ _SARCASM: tuple[tuple[str, str, str | None], ...] = (
     ),
     (r"🙃", "upside-down face", "anywhere"),
     # a closing one-word verdict after the trouble: "... then cancelled. Fantastic."
-    (r"[.!?]\s+" + _POSITIVE_INTERJECTION + r"[.!]*\s*$", "closing 'Fantastic.'", "anywhere"),
+    (
+        r"[.!?]\s+" + _POSITIVE_INTERJECTION + r"(?:\s+(?:timing|job|service|work|stuff|news))?[.!]*\s*$",
+        "closing 'Fantastic.'",
+        "anywhere",
+    ),
+    (r"\b(cool|great|nice|perfect|fine)[,!.]?\s+\1[,!.]?\s+\1\b", "cool cool cool", "anywhere"),
 )
 
 

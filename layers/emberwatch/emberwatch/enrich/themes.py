@@ -15,9 +15,10 @@ Rules, in this order (the first that applies decides; `Theme.rule` names it):
    (`extra`). A problem word right after a negator in the same clause does not count ("no
    issues", "zero problems", "keine Probleme").
 2. **An explicit ask wins**: solution_wanted outranks everything. Asks are matched only as
-   phrases ("please fix", "can you add", "need help"), never as a bare "fix" or "help", so the
-   class stays precise; and an ask names the action the care team must take, which is what
-   routing needs even when the post also describes the fault.
+   phrases ("please fix", "can you add", "need help") or as "please" / "pls" / "bitte" followed
+   by a word ("please just let me ..."; not "more of this please."), never as a bare "fix" or
+   "help", so the class stays precise; and an ask names the action the care team must take,
+   which is what routing needs even when the post also describes the fault.
 3. **Resolved with praise is feedback**: a fix word not negated or pending ("fixed", "back up",
    "gelöst"; not "not fixed", "will be fixed") in a positive post (or, without a tone, beside a
    thanks or praise word) is feedback on the service, even though it names the outage it thanks for.
@@ -28,10 +29,18 @@ Rules, in this order (the first that applies decides; `Theme.rule` names it):
    question last. Precedence, not a score: a care lead can predict it, and a brand keyword
    moves a post exactly where the keyword's theme stands.
 6. Generic problem words ("problem", "issue", "trouble") are issue only when nothing more specific
-   (a time_cost word) matched: "an issue with my bill" is billing.
+   (a time_cost word) matched: "an issue with my bill" is billing; and not in a positive post
+   with praise ("answered my issue within an hour, impressive" is feedback).
+6b. A bare duration ("3 weeks now", "2 hours for a pizza") is time_cost when nothing else
+   matched and the post is not positive: "battery lasts 2 days" is not a delay.
 7. A **question** is a "?" / "¿" or a sentence opening with an interrogative ("how", "does
    anyone", "warum", "cómo", "est-ce que").
-8. A **negative post with no theme word** is an issue (a complaint with no detail).
+8. A **negative post with no theme word** is an issue (a complaint with no detail); a
+   **positive post with no theme word** is feedback (praise with no detail).
+
+Whatever the theme, `Theme.trouble` lists the fault and delay words found (issue keywords,
+grievance time words such as "waiting" or "delay", a duration waited "for 6 weeks"), not negated:
+enrichment turns a neutral post that reports trouble negative.
 
 A learned classifier plugs in through `ThemeClassifier`: anything with `classify(text, *, tone,
 language) -> Theme` can replace `RuleThemeClassifier` (keep the rule-based one as its fallback
@@ -90,15 +99,23 @@ KEYWORDS: dict[str, tuple[str, ...]] = {
         "down rn",
         "drops",
         "dropping",
-        "dropped",
+        "dropped out",
+        "dropped call*",
+        "dropped connection*",
+        "connection dropped",
+        "bricked",
+        "wrong",
+        "someone else's",
+        "keeps rebooting",
+        "keeps restarting",
+        "exception*",
         "overheat*",
         "won't let me",
         "doesn't let me",
         "unable to",
         "greyed out",
         "grayed out",
-        "lost my",
-        "lost our",
+        "lost",
         "incident",
         "spins forever",
         "site down",
@@ -202,6 +219,9 @@ KEYWORDS: dict[str, tuple[str, ...]] = {
         "stürzt ab",
         "defekt",
         "unfreundlich",
+        "startet neu",
+        "startet ständig neu",
+        "meldet sich nicht",
         # Portuguese, Italian, Dutch
         "não funciona",
         "caiu",
@@ -286,6 +306,10 @@ KEYWORDS: dict[str, tuple[str, ...]] = {
         "add support for",
         "any chance",
         "any plans to",
+        "refund my",
+        "refund me",
+        "can i get",
+        "could i get",
         "any plans for",
         "let us",
         "need someone",
@@ -411,6 +435,9 @@ KEYWORDS: dict[str, tuple[str, ...]] = {
         "j'attends",
         "retard*",
         "augment*",
+        "aument*",
+        "preço*",
+        "ritard*",
         "euros",
         # Portuguese, Italian, Dutch
         "atras*",
@@ -494,6 +521,17 @@ KEYWORDS: dict[str, tuple[str, ...]] = {
         "step backwards",
         "annoying",
         "irritating",
+        "star",
+        "genius",
+        "fan of",
+        "hit and miss",
+        "hit or miss",
+        "what a waste",
+        "waste of",
+        "zuverlässig",
+        "nickel",
+        "fijn",
+        "buenísim*",
         # German
         "danke",
         "vielen dank",
@@ -545,7 +583,7 @@ KEYWORDS: dict[str, tuple[str, ...]] = {
 # Durations say "waiting" only when nothing else does and the post is not praise: "3 weeks now"
 # is a delay, "battery lasts 2 days" is not.
 DURATIONS = (
-    *("minutes", "mins", "hour", "hours", "days", "weeks", "months", "ages"),
+    *("minutes", "mins", "hour", "hours", "day", "days", "weeks", "months", "ages"),
     *("stunden", "tagen", "wochen", "horas", "días", "semanas", "heures", "jours", "semaines"),
 )
 # time_cost words that are a grievance on their own (not "price" or "refund": a question about
@@ -558,6 +596,7 @@ TIME_GRIEVANCES = frozenset(
 )
 # A duration after these is time spent waiting ("for 6 weeks", "after 5 weeks", "it's been an hour").
 _WAITED = _words("for after over been seit desde depuis há da")
+_LATER = _words("later late overdue")  # "arrived 4 days later"
 # "please" and its kin before a word ask for something: "please add", "bitte prüft", "pls just let me".
 _ASK_WORDS = _words("please pls plz bitte")
 GENERIC_ISSUE = ("problem", "problems", "problème*", "problema*", "probleme", "issue", "issues", "trouble")
@@ -745,11 +784,7 @@ class RuleThemeClassifier:
             hits.setdefault("solution_wanted", []).append(ask)
         generic = [" ".join(toks[s:e]) for s, e, _ in self._generic.matches(toks) if not _negated(toks, s)]
         durations = [(s, " ".join(toks[s:e])) for s, e, _ in self._durations.matches(toks)]
-        waited = [
-            " ".join(toks[max(0, s - 2) : s + 1])
-            for s, _ in durations
-            if (s >= 1 and toks[s - 1] in _WAITED) or (s >= 2 and toks[s - 2] in _WAITED)
-        ]
+        waited = [w for w in (_waited(toks, s) for s, _ in durations) if w]
         found = tuple(dict.fromkeys(trouble + generic + waited))
         currency = _CURRENCY.search(text)
         if currency:
@@ -779,7 +814,7 @@ class RuleThemeClassifier:
         for name in ("issue", "time_cost"):
             if name in hits:
                 return keyword_theme(name, "keyword")
-        if generic:
+        if generic and not (tone == "positive" and "feedback" in hits):
             return Theme("issue", tuple(dict.fromkeys(generic)), "generic problem word", found)
         if durations and tone != "positive" and "feedback" not in hits:
             words = tuple(dict.fromkeys(w for _, w in durations))
@@ -824,6 +859,16 @@ def _negated(toks: list[str], start: int) -> bool:
 
 def _pending(toks: list[str], start: int) -> bool:
     return any(tok in _PENDING for tok in _window(toks, start, 2))
+
+
+def _waited(toks: list[str], start: int) -> str | None:
+    """The words that make the duration at `start` time waited, if any: "for 3 hours", "4 days later"."""
+    if start + 1 < len(toks) and toks[start + 1] in _LATER:
+        return " ".join(toks[max(0, start - 1) : start + 2])
+    for back in (1, 2):
+        if start >= back and toks[start - back] in _WAITED:
+            return " ".join(toks[start - back : start + 1])
+    return None
 
 
 def _ask(toks: list[str]) -> str | None:
