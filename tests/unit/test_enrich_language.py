@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from emberwatch.enrich.language import FUNCTION_WORDS, detect_language, language_scores, normalise_declared
 
-CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "tone_corpus.jsonl"
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "enrich_eval.jsonl"
 
 
 # ---------------------------------------------------------------- the source's own language

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from emberwatch.enrich.noise import RecentTexts, bot_reason, fingerprint, noise_reasons
 
-CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "tone_corpus.jsonl"
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "enrich_eval.jsonl"
 
 
 def codes(reasons: list[str]) -> list[str]:

@@ -29,7 +29,7 @@ from emberwatch.enrich.stories import (
 )
 from emberwatch.models import Author, Mention
 
-CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "tone_corpus.jsonl"
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "enrich_eval.jsonl"
 COMPLAINT = "Acme app is down again, can't log in to my account!!! 😡"
 
 # ---------------------------------------------------------------- links

@@ -6,11 +6,13 @@ contrast ("but") and emoji (read through their names). Emberwatch adds what care
 
 - a care lexicon: words VADER lacks or reads in another sense ("outage", "crashing", "laggy";
   "support" and "care" are nouns here, "please" and "help" mark requests, "joke" is an insult),
-  and the common tone words of German, Spanish and French, with their negators (nicht, kein, pas,
-  jamais, nunca, sin) so "nicht gut" and "sin problemas" turn like "not good";
+  and the common tone words of German, Spanish, French, Portuguese, Italian and Dutch, with their
+  negators (nicht, kein, pas, jamais, nunca, sin, não, non, niet, geen) so "nicht gut" and
+  "sin problemas" turn like "not good";
 - care phrases with no lexicon word in them ("not working", "still waiting", "charged twice",
   "no funciona", "ne marche pas"), added on VADER's own valence scale;
 - emoji VADER's emoji names leave neutral (😡 "pouting face", 🤬, 👎, 👍, 🙌) read as a word;
+- words in quotes are someone else's ('next day delivery', "we value your feedback"): left out;
 - sarcasm cues VADER misses ("great, another outage", "thanks for nothing", "/s", 🙄): a post
   with one cannot be positive or neutral; its score flips to at least -SARCASM_FLOOR.
 
