@@ -83,7 +83,7 @@ bench-coldstart: venv tools ## import each built handler as Lambda does (median 
 bench-ingest: venv ## parse, match and store 10,000 mentions against moto (ms per mention, DynamoDB requests)
 	$(VENV)/bin/python bench/ingest.py
 
-bench-enrich: venv ## tone and theme of 347 hand-labelled mentions (accuracy, macro F1) and CPU ms per mention
+bench-enrich: venv ## tone and theme of 400 hand-labelled mentions (accuracy, macro F1) and CPU ms per mention
 	$(VENV)/bin/python bench/enrich_eval.py
 
 clean:

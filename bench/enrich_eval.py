@@ -1,4 +1,4 @@
-"""Enrichment benchmark: tone and theme of 347 hand-labelled mentions, and the CPU time it takes.
+"""Enrichment benchmark: tone and theme of 400 hand-labelled mentions, and the CPU time it takes.
 
 The set is tests/fixtures/enrich_eval.jsonl: one mention a line with `text`, `source`, `language`,
 the hand labels `sentiment` and `theme` (what a care team would say, not what the code says) and
