@@ -112,11 +112,8 @@ class Progress:
             self.stream.write("\n")
 
 
-def run(span: timedelta, out: Path, start: datetime, quiet: bool = False) -> dict[str, Any]:
-    """Run the simulated span and write out/; returns the summary it prints."""
-    started = time.monotonic()
-    port = _free_port()
-    endpoint = f"http://127.0.0.1:{port}"
+def use_local_aws(endpoint: str) -> None:
+    """Point every boto3 client of this process at the local moto server, with fake credentials."""
     os.environ.update(
         {
             "AWS_ACCESS_KEY_ID": "demo",
@@ -129,6 +126,14 @@ def run(span: timedelta, out: Path, start: datetime, quiet: bool = False) -> dic
     )
     for noisy in ("POWERTOOLS_DEV", "AWS_PROFILE"):
         os.environ.pop(noisy, None)
+
+
+def run(span: timedelta, out: Path, start: datetime, quiet: bool = False) -> dict[str, Any]:
+    """Run the simulated span and write out/; returns the summary it prints."""
+    started = time.monotonic()
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    use_local_aws(endpoint)
 
     import boto3
     from emberwatch.events import scheduled_event

@@ -10,6 +10,10 @@ duration of one transaction call and changes nothing else. Without it a simulate
 spends most of its time copying the table.
 2. A base-table Query filters every item of the table for the hash key (see
    `_query_one_partition`); it now reads the hash key's own group.
+3. For concurrent clients (`make scale`'s worker threads): moto's backends are not thread-safe,
+   so DynamoDB requests are served one at a time, and a transaction's rollback snapshot holds
+   only the items the transaction names (restored in place on failure) instead of a copy of the
+   whole table, which grew with the table and raced with other threads' writes.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ class _CopyModule:
         snapshots = getattr(_state, "snapshots", None)
         if snapshots is None or type(value).__name__ != "Table":
             return copy.deepcopy(value, memo)
+        if snapshots == "items":
+            return value  # the touched items are saved and restored by transact_write_items
         key = id(value)
         if key not in snapshots:
             snapshots[key] = copy.deepcopy(value, memo)
@@ -61,6 +67,31 @@ def _query_one_partition(original: Any) -> Any:
     return query
 
 
+_DYNAMODB_LOCK = threading.RLock()
+
+
+def _touched_items(backend: Any, transact_items: list[dict[str, Any]]) -> list[tuple[Any, ...]] | None:
+    """(table, hash key, range key, a copy of the item or None) for each item a transaction names;
+    None when a table has no range key or a key cannot be read (moto's own full snapshot then)."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    saved = []
+    for action in transact_items:
+        ((kind, body),) = action.items()
+        table = backend.tables.get(body.get("TableName"))
+        key = body.get("Item") if kind == "Put" else body.get("Key")
+        if table is None or not table.range_key_attr or not isinstance(key, dict):
+            return None
+        try:
+            hash_key = DynamoType(key[table.hash_key_attr])
+            range_key = DynamoType(key[table.range_key_attr])
+        except (KeyError, TypeError):
+            return None
+        item = table.items.get(hash_key, {}).get(range_key)
+        saved.append((table, hash_key, range_key, copy.deepcopy(item)))
+    return saved
+
+
 def apply() -> None:
     """Patch moto's DynamoDB backend in this process (idempotent)."""
     from moto.dynamodb import models
@@ -73,12 +104,31 @@ def apply() -> None:
 
     @functools.wraps(original)
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
-        _state.snapshots = {}
+        saved = _touched_items(self, transact_items)
+        _state.snapshots = {} if saved is None else "items"
         try:
             return original(self, transact_items)
+        except BaseException:
+            for table, hash_key, range_key, item in reversed(saved or []):
+                group = table.items[hash_key]
+                if item is None:
+                    group.pop(range_key, None)
+                else:
+                    group[range_key] = item
+            raise
         finally:
             _state.snapshots = None
 
     transact_write_items._emberwatch_patched = True  # type: ignore[attr-defined]
+    from moto.dynamodb.responses import DynamoHandler
+
+    call_action = DynamoHandler.call_action
+
+    @functools.wraps(call_action)
+    def one_at_a_time(self: Any) -> Any:
+        with _DYNAMODB_LOCK:
+            return call_action(self)
+
+    DynamoHandler.call_action = one_at_a_time  # type: ignore[method-assign]
     models.copy = _CopyModule()  # type: ignore[assignment]
     models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]

@@ -8,6 +8,7 @@ function's environment is resolved the way CloudFormation would resolve it.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,10 +171,12 @@ class Stack:
             self.physical[logical] = {"Ref": created["ARN"], "Id": created["ARN"]}
         for logical, resource in self.resources("AWS::DynamoDB::Table").items():
             self._create_table(dynamodb, logical, self.resolve(resource["Properties"]))
-        for logical, resource in self.resources("AWS::SQS::Queue").items():
-            props = self.resolve(resource.get("Properties", {}))
+        queues = self.resources("AWS::SQS::Queue")
+        # dead-letter queues first: a queue's RedrivePolicy names its dead-letter queue's ARN
+        for logical in sorted(queues, key=lambda q: "RedrivePolicy" in queues[q].get("Properties", {})):
+            props = self.resolve(queues[logical].get("Properties", {}))
             name = props.get("QueueName", f"{self.name}-{logical}")
-            url = sqs.create_queue(QueueName=name)["QueueUrl"]
+            url = sqs.create_queue(QueueName=name, Attributes=_queue_attributes(props))["QueueUrl"]
             arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
                 "QueueArn"
             ]
@@ -222,6 +225,19 @@ class Stack:
 
     def function_code_dir(self, logical: str) -> Path:
         return (TEMPLATE.parent / self.template["Resources"][logical]["Properties"]["CodeUri"]).resolve()
+
+
+def _queue_attributes(props: dict[str, Any]) -> dict[str, str]:
+    """SQS CreateQueue attributes from AWS::SQS::Queue properties (FIFO, timeouts, redrive)."""
+    names = ("FifoQueue", "ContentBasedDeduplication", "VisibilityTimeout", "MessageRetentionPeriod")
+    attributes = {
+        name: str(props[name]).lower() if isinstance(props[name], bool) else str(props[name])
+        for name in names
+        if name in props
+    }
+    if "RedrivePolicy" in props:
+        attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
+    return attributes
 
 
 def provision(

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / ".aws-sam" / "build"
 LAYER_PYTHON = BUILD / "EmberwatchLayer" / "python"
 TEMPLATES = BUILD / "TemplatesLayer" / "emberwatch_templates"
-FUNCTIONS = ("ScanFunction", "DetectFunction", "DigestFunction")
+FUNCTIONS = ("ScanFunction", "DetectFunction", "DigestFunction", "DispatchFunction", "ScanWorkerFunction")
 
 # What the python3.13 Lambda runtime ships itself (the layer deliberately does not bundle boto3).
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
@@ -39,6 +39,7 @@ DEPLOY_TIME_VALUES = {
     "CREDENTIALS_SECRET": "arn:aws:secretsmanager:us-east-1:123456789012:secret:emberwatch/dev/creds-AbCdEf",
     "ALERT_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:emberwatch-dev-alerts",
     "SENDER_EMAIL": "digest@example.com",
+    "SCAN_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/emberwatch-dev-scan-jobs.fifo",
 }
 
 
@@ -226,9 +227,9 @@ def test_built_handler_imports_in_the_lambda_layout(
 ) -> None:
     result = _run_in_lambda_layout(python313, runtime_dir, built_template, function, IMPORT_APP)
     assert Path(result["app"]).resolve() == (BUILD / function / "app.py").resolve()
-    if function == "ScanFunction":
-        # Cold start: the scanner has no use for Jinja2.
-        assert "jinja2" not in result["modules"], "importing the scan handler imports jinja2"
+    if function in ("ScanFunction", "ScanWorkerFunction", "DispatchFunction"):
+        # Cold start: the scanners and the dispatcher have no use for Jinja2.
+        assert "jinja2" not in result["modules"], f"importing the {function} handler imports jinja2"
 
 
 def test_built_digest_renders_from_the_built_layers(

@@ -182,6 +182,7 @@ def test_alarms_watch_metrics_the_code_emits(template: dict[str, Any]) -> None:
     namespace, service = metrics_identity()
     emitted = emitted_metrics(
         (PACKAGE / "runtime.py").read_text()
+        + (PACKAGE / "dispatch.py").read_text()
         + (PACKAGE / "observability.py").read_text()  # ConfigInvalid, a single metric (service only)
     )
     dimensions = metric_dimensions()
@@ -296,14 +297,16 @@ def test_dashboard_is_json_and_graphs_only_metrics_the_code_emits(template: dict
     (dashboard,) = _resources(template, "AWS::CloudWatch::Dashboard").values()
     body = json.loads(_substitute(template, dashboard["Properties"]["DashboardBody"]["Fn::Sub"]))
     namespace, service = metrics_identity()
-    emitted = emitted_metrics((PACKAGE / "runtime.py").read_text())
+    emitted = emitted_metrics((PACKAGE / "runtime.py").read_text() + (PACKAGE / "dispatch.py").read_text())
     metrics, searches = _dashboard_metrics(body)
     graphed: set[str] = set()
     for fields in metrics:
         if fields[0] != namespace:
             continue
         dims = dict(zip(fields[2::2], fields[3::2], strict=True))
-        assert fields[1] in emitted, f"the dashboard graphs {fields[1]}, which runtime.py never emits"
+        assert fields[1] in emitted, (
+            f"the dashboard graphs {fields[1]}, which runtime.py and dispatch.py never emit"
+        )
         assert dims.get("service") == service and set(dims) <= metric_dimensions(), fields
         graphed.add(fields[1])
     for expression in searches:
@@ -312,7 +315,7 @@ def test_dashboard_is_json_and_graphs_only_metrics_the_code_emits(template: dict
         assert match.group(1) == namespace, expression
         assert set(match.group(2).split(",")) == metric_dimensions(), expression
         assert match.group(3) in emitted, (
-            f"the dashboard searches {match.group(3)}, which runtime.py never emits"
+            f"the dashboard searches {match.group(3)}, which runtime.py and dispatch.py never emit"
         )
         graphed.add(match.group(3))
     wanted = {"MentionsStored", "SourceErrors", "IncidentsOpened", "IncidentsResolved", "NotificationsSent"}

@@ -88,8 +88,12 @@ def scan_source(
     credentials: Credentials | None = None,
     brand_id: str | None = None,
     comprehend: Callable[[], Any] | None = None,
+    stream: str | None = None,
 ) -> ScanReport:
-    """Scan one source for every brand (or one); a failing brand or query never stops the others."""
+    """Scan one source for every brand (or one); a failing brand or query never stops the others.
+
+    `stream` (a query key, with `brand_id`) narrows the run to that one stream: a queued scan job.
+    """
     report = ScanReport(source=source, now=now)
     settings = config.source(source)
     if not settings.enabled:
@@ -97,7 +101,10 @@ def scan_source(
         return report
     connector = get_connector(source)
     brands: tuple[Brand, ...] = config.brands if brand_id is None else (config.brand(brand_id),)
-    specs_by_brand = {brand.id: connector.specs(brand, settings) for brand in brands}
+    specs_by_brand = {
+        brand.id: [s for s in connector.specs(brand, settings) if stream is None or s.key == stream]
+        for brand in brands
+    }
     paused, cursors_by_brand = store.scan_state(
         source, {b: [s.key for s in specs] for b, specs in specs_by_brand.items()}
     )
