@@ -1280,7 +1280,7 @@ class Store:
         mention_ids: set[str] = set()
         counts = {
             "mentions": 0,
-            "authors": 0,
+            "author_items": 0,
             "waiting": 0,
             "ambassadors": 0,
             "top_entries": 0,
@@ -1316,7 +1316,7 @@ class Store:
                     counts["ambassadors"] += 1
                 elif item["pk"].startswith("A#") and item["pk"].endswith(f"#{source}#{wanted}"):
                     doomed.append(key)
-                    counts["authors"] += 1
+                    counts["author_items"] += 1
             if progress:
                 progress(examined)
             if "LastEvaluatedKey" not in response:
