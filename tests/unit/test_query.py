@@ -277,3 +277,11 @@ def test_possessives_compounds_and_addresses_contain_the_word():
 
 def test_a_phrase_survives_a_possessive():
     assert parse_query('"acme widgets"').matches("Acme's widgets broke again")
+
+
+def test_a_phrase_ending_in_a_possessive_still_matches():
+    # found by the reliability suite: "Acme Widgets's SLA" was not a mention of "acme widgets"
+    query = parse_query('"acme widgets" OR acmewidgets')
+    assert query.matches("Reminder that Acme Widgets's SLA says 99.99%")
+    assert query.matches("Acme Widgets’ support")
+    assert not query.matches("Acme's other widgets")

@@ -98,6 +98,9 @@ def tokenize_text(text: str, *, expand: bool = True) -> tuple[str, ...]:
         if _JOINERS.search(word):
             parts = [p for p in _SPLIT.split(_POSSESSIVE.split(word)[0]) if p]
             if parts != [word]:
+                if _POSSESSIVE.search(word):
+                    # "Acme Widgets's SLA": the phrase "acme widgets" must see "widgets" right after "acme"
+                    words.insert(len(words) - 1, parts[-1])
                 words.extend(parts)
     return tuple(words)
 
