@@ -105,14 +105,28 @@ def test_a_burst_raises_one_alert_then_escalates_then_all_clear(aws, stack, stor
     assert "https://news.ycombinator.com/item?id=10029" in body  # the most engaged post is listed
     assert alert["MessageAttributes"]["kind"]["Value"] == "opened"
 
-    # When it doubles, one escalation
+    # When it doubles at the same severity, nothing until the cooldown has passed, then one escalation
     store.store_mentions(
         [
             mention(20_000 + i, now + timedelta(seconds=5 * i), text="Acme Widgets outage again")
             for i in range(60)
         ]
     )
-    later = now + timedelta(minutes=5)
+    soon = app.lambda_handler(
+        scheduled_event(None, now + timedelta(minutes=5), kind="detect"), lambda_context
+    )
+    assert soon["escalated"] == [] and soon["notifications"] == [] and drain(aws, inbox) == []
+    later = now + timedelta(minutes=30)  # detection.cooldown_minutes
+    store.store_mentions(
+        [
+            mention(
+                30_000 + i,
+                later - timedelta(minutes=10) + timedelta(seconds=5 * i),
+                text="Acme Widgets outage again",
+            )
+            for i in range(70)
+        ]
+    )
     escalated = app.lambda_handler(scheduled_event(None, later, kind="detect"), lambda_context)
     assert escalated["escalated"] and [
         m["MessageAttributes"]["kind"]["Value"] for m in drain(aws, inbox)

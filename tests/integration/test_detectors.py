@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from emberwatch.config import AppConfig, Brand, Detection
-from emberwatch.detect import RULE_BLIND_SPOT, RULE_NEGATIVE, RULE_VOLUME, run_detection
-from emberwatch.models import Author, Mention
+from emberwatch.detect import RULE_BLIND_SPOT, RULE_NEGATIVE, RULE_VIRAL, RULE_VOLUME, run_detection
+from emberwatch.models import Author, Engagement, Mention
 
 FIRE = datetime(2024, 5, 12, 14, 1, tzinfo=UTC)
 CONFIG = AppConfig(
@@ -166,3 +167,32 @@ def test_baselines_are_read_once_an_hour_per_container(store, inbox, monkeypatch
     assert len(reads) == 1
     detect(store, inbox, base + timedelta(minutes=60), baselines)  # the window's hour turned
     assert len(reads) == 2 and len(baselines) == 1
+
+
+def test_a_post_spreading_fast_opens_one_viral_incident_then_an_all_clear(store, inbox):
+    # Given a post first stored with a little engagement, and a quiet brand otherwise
+    post = mention(7, FIRE - timedelta(minutes=10))
+    store.store_mentions([replace(post, engagement=Engagement(reposts=5, replies=2))])
+    assert detect(store, inbox, FIRE).opened == []  # the first reading: no growth seen yet
+    # When a later scan fetches it again with many more reposts and replies
+    again = store.store_mentions([replace(post, engagement=Engagement(reposts=60, likes=100, replies=30))])
+    assert again.stored == 0 and again.duplicates == 1
+    (stored,) = store.get_mentions("acme", [post.id])
+    assert (stored.engagement.reposts, stored.engagement.replies) == (60, 30)  # refreshed on re-fetch
+    # and an older copy never takes it back
+    store.store_mentions([replace(post, engagement=Engagement(reposts=6, replies=2))])
+    assert store.get_mentions("acme", [post.id])[0].engagement.reposts == 60
+    later = FIRE + timedelta(minutes=30)
+    report = detect(store, inbox, later)
+    retried = detect(store, inbox, later)
+    # Then one viral_post incident for that post, announced once
+    assert report.opened == [f"acme|post:{post.id}|{RULE_VIRAL}|2024-05-12T13:30:00Z"]
+    assert retried.opened == [] and retried.notifications == []
+    assert inbox.sent == [("opened", f"post:{post.id}", RULE_VIRAL)]
+    # and once the growth stops, one all-clear
+    for step in range(1, 20):
+        detect(store, inbox, later + timedelta(minutes=5 * step))
+    assert inbox.sent == [
+        ("opened", f"post:{post.id}", RULE_VIRAL),
+        ("resolved", f"post:{post.id}", RULE_VIRAL),
+    ]

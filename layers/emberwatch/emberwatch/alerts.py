@@ -1,10 +1,13 @@
-"""Alert messages: built from an incident and its posts, rendered from templates/, published to SNS."""
+"""Alert messages: built from an incident and its posts, rendered from templates/, published to SNS.
+
+The other channels (Slack, Teams, PagerDuty, signed webhooks) live in `channels.py`."""
 
 from __future__ import annotations
 
 import logging
 import re
 import unicodedata
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -91,8 +94,74 @@ def alert_context(
     }
 
 
+@dataclass(frozen=True, slots=True)
+class AlertMessage:
+    """One notification, ready for any channel: its template context, subject line and plain text."""
+
+    kind: str
+    incident_key: str
+    brand: str
+    severity: str
+    level: int
+    context: dict[str, Any]
+    subject: str  # ASCII, one line, < 100 characters (SNS, email)
+    headline: str  # the subject without the "[Emberwatch] " prefix (chat titles, PagerDuty summary)
+    text: str  # the plain text body from templates/alert.txt.j2
+
+    @property
+    def delivery_id(self) -> str:
+        """Same for every retry of this notification: receivers can drop repeats by it."""
+        return f"{self.incident_key}#{self.kind}#{self.level}"
+
+
+def compose(kind: str, incident: Incident, signal: Signal | None, context: dict[str, Any]) -> AlertMessage:
+    """Render the subject and plain text of an alert from its context."""
+    from .render import render
+
+    subject = sns_subject(render("alert_subject.txt.j2", alert=context))
+    return AlertMessage(
+        kind=kind,
+        incident_key=incident.key,
+        brand=incident.brand,
+        severity=incident.severity,
+        level=incident.pending_level,
+        context=context,
+        subject=subject,
+        headline=subject.removeprefix("[Emberwatch]").strip(),
+        text=render("alert.txt.j2", alert=context),
+    )
+
+
+class AlertBuilder:
+    """Builds an incident's notification once per run, with the posts driving it read from the store."""
+
+    def __init__(self, *, store: Store, brands: dict[str, Brand], link: str | None) -> None:
+        self.store = store
+        self.brands = brands
+        self.link = link
+        self._built: dict[tuple[str, str, int], AlertMessage] = {}
+
+    def build(self, kind: str, incident: Incident, signal: Signal | None) -> AlertMessage:
+        key = (incident.key, kind, incident.pending_level)
+        if key in self._built:
+            return self._built[key]
+        now = incident.resolved_at if kind == "resolved" and incident.resolved_at else incident.last_seen_at
+        posts: list[Mention] = []
+        if kind != "resolved":
+            if incident.scope.startswith("post:"):
+                posts = self.store.get_mentions(incident.brand, [incident.scope.split(":", 1)[1]])
+            else:
+                since = signal.window_start if signal else incident.opened_at
+                window = self.store.mentions_between(incident.brand, since, now + timedelta(minutes=5))
+                posts = driving_posts(list(window))
+        context = alert_context(kind, incident, signal, self.brands[incident.brand], posts, now, self.link)
+        message = compose(kind, incident, signal, context)
+        self._built = {key: message}  # only the current notification: a run goes incident by incident
+        return message
+
+
 class SnsAlerter:
-    """Renders an incident's notification and publishes it to the alert topic."""
+    """Publishes alerts to the alert topic (the default channel: email and SMS subscriptions)."""
 
     def __init__(
         self, topic_arn: str, *, store: Store, brands: dict[str, Brand], link: str | None, client: Any = None
@@ -102,37 +171,32 @@ class SnsAlerter:
 
             client = boto3.client("sns")
         self.topic_arn = topic_arn
-        self.store = store
-        self.brands = brands
+        self.builder = AlertBuilder(store=store, brands=brands, link=link)
         self.link = link
         self.client = client
         self.sent: list[dict[str, str]] = []
 
     def __call__(self, kind: str, incident: Incident, signal: Signal | None) -> None:
-        from .render import render
+        self.publish(self.builder.build(kind, incident, signal))
 
-        now = incident.resolved_at if kind == "resolved" and incident.resolved_at else incident.last_seen_at
-        posts: list[Mention] = []
-        if kind != "resolved":
-            since = signal.window_start if signal else incident.opened_at
-            window = self.store.mentions_between(incident.brand, since, now + timedelta(minutes=5))
-            posts = driving_posts(list(window))
-        context = alert_context(kind, incident, signal, self.brands[incident.brand], posts, now, self.link)
-        subject = sns_subject(render("alert_subject.txt.j2", alert=context))
-        body = render("alert.txt.j2", alert=context)
+    def publish(self, message: AlertMessage) -> None:
+        """Publish one alert; the topic's subscriptions (email, SMS, queues) fan it out."""
         response = self.client.publish(
             TopicArn=self.topic_arn,
-            Subject=subject,
-            Message=body,
+            Subject=message.subject,
+            Message=message.text,
             MessageAttributes={
-                "brand": {"DataType": "String", "StringValue": incident.brand},
-                "severity": {"DataType": "String", "StringValue": incident.severity},
-                "kind": {"DataType": "String", "StringValue": kind},
+                "brand": {"DataType": "String", "StringValue": message.brand},
+                "severity": {"DataType": "String", "StringValue": message.severity},
+                "kind": {"DataType": "String", "StringValue": message.kind},
             },
         )
-        self.sent.append({"kind": kind, "subject": subject, "message_id": response["MessageId"]})
+        self.sent.append(
+            {"kind": message.kind, "subject": message.subject, "message_id": response["MessageId"]}
+        )
         logger.info(
-            "alert published", extra={"brand": incident.brand, "kind": kind, "incident": incident.key}
+            "alert published",
+            extra={"brand": message.brand, "kind": message.kind, "incident": message.incident_key},
         )
 
     def care(self, brand: Brand, waiting: list[dict[str, Any]], now: datetime) -> None:

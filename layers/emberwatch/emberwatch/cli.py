@@ -198,6 +198,70 @@ def _digest_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def _alert_test(args: argparse.Namespace) -> int:
+    """`emberwatch alert test --channel NAME`: one marked test alert through one configured channel."""
+    import os
+    from datetime import UTC, datetime
+
+    from .config import ConfigError, parse_config
+
+    path = Path(args.config)
+    try:
+        config = parse_config(path.read_text(encoding="utf-8"), origin=str(path))
+    except OSError as exc:
+        print(f"emberwatch: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    channel = config.channels.get(args.channel)
+    if channel is None:
+        print(
+            f"emberwatch: no channel {args.channel!r} in {path} (known: {', '.join(config.channels)})",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        brand = config.brand(args.brand) if args.brand else config.brands[0]
+    except (KeyError, IndexError):
+        print(f"emberwatch: --brand: no brand {args.brand!r} in {path}", file=sys.stderr)
+        return 2
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from .alerts import SnsAlerter
+    from .channels import ChannelError, ChannelSender, test_message
+    from .http import HttpClient
+
+    topic = args.topic_arn or os.environ.get("ALERT_TOPIC_ARN")
+    if channel.type == "sns" and not topic:
+        print("emberwatch: the sns channel needs --topic-arn or $ALERT_TOPIC_ARN", file=sys.stderr)
+        return 2
+    try:
+        sns = None
+        if channel.type == "sns":
+            sns = SnsAlerter(topic, store=None, brands={brand.id: brand}, link=config.alert_link)  # type: ignore[arg-type]
+        sender = ChannelSender(config.channels, http=HttpClient(attempts=2), sns=sns)
+        sender.send(
+            channel.name, test_message(brand, channel.name, datetime.now(UTC), config.alert_link, args.kind)
+        )
+    except ChannelError as exc:
+        print(f"emberwatch: {exc}", file=sys.stderr)
+        return 1
+    except (BotoCoreError, ClientError) as exc:
+        print(f"emberwatch: AWS error for channel {channel.name}: {exc}", file=sys.stderr)
+        return 3
+    except Exception as exc:  # Powertools' GetParameterError wraps a missing or unreadable secret
+        if type(exc).__name__ in ("GetParameterError", "TransformParameterError"):
+            print(
+                f"emberwatch: channel {channel.name}: cannot read secret {channel.secret}: {exc}",
+                file=sys.stderr,
+            )
+            return 3
+        raise
+    print(f"test alert ({args.kind}) sent through {channel.name} ({channel.type}) for {brand.id}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="emberwatch", description="Emberwatch social listening: operate and check a deployment."
@@ -273,6 +337,25 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--sender", help="From address shown (default: $SENDER_EMAIL)")
     preview.add_argument("--out", default="out", help="folder to write to (default: out)")
     preview.set_defaults(func=_digest_preview)
+    alert = commands.add_parser("alert", help="work with the alert channels")
+    alert_commands = alert.add_subparsers(dest="alert_command", required=True)
+    alert_test = alert_commands.add_parser(
+        "test",
+        help="send a test alert through one configured channel (SNS, Slack, Teams, PagerDuty, webhook)",
+        description="Reads the channel's secret (AWS credentials needed) and sends one test alert marked "
+        "TEST. PagerDuty: --kind resolved closes the test incident again. Exit 0 sent, 1 the channel "
+        "refused it, 2 usage or configuration error, 3 AWS error (e.g. the secret cannot be read).",
+    )
+    alert_test.add_argument(
+        "--channel", required=True, help="channel name from the configuration's channels:"
+    )
+    alert_test.add_argument("--config", required=True, help="the YAML configuration file")
+    alert_test.add_argument("--brand", help="brand id to name in the test (default: the first)")
+    alert_test.add_argument("--kind", choices=("opened", "resolved"), default="opened")
+    alert_test.add_argument(
+        "--topic-arn", help="the alert topic for the sns channel (default: $ALERT_TOPIC_ARN)"
+    )
+    alert_test.set_defaults(func=_alert_test)
     return parser
 
 

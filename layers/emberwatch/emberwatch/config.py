@@ -69,6 +69,10 @@ class Detection:
     p_value: float = 0.001
     escalate_factor: float = 2.0
     resolve_after_quiet_runs: int = 6
+    cooldown_minutes: int = 30  # one notification per incident this often, severity escalations apart
+    viral_window_minutes: int = 60  # a post's reposts + replies growth is measured over this span
+    viral_min_growth: int = 50  # at least this many new reposts + replies in the window
+    viral_growth_factor: float = 2.0  # and this many times what the post had at the window's start
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,44 @@ class Recipient:
     timezone: str = "UTC"
 
 
+CHANNEL_TYPES = ("sns", "slack", "teams", "pagerduty", "webhook")
+ALERT_SEVERITIES = ("warning", "high", "critical")
+_CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """A place alerts go. `secret` names where its URL, routing key or HMAC key lives (never the value)."""
+
+    name: str
+    type: str
+    secret: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Alerts of these brands (all when empty) at or above `min_severity` go to `channels`."""
+
+    channels: tuple[str, ...]
+    brands: tuple[str, ...] = ()
+    min_severity: str = "warning"
+
+    def matches(self, brand: str, severity: str) -> bool:
+        rank = ALERT_SEVERITIES.index
+        return (not self.brands or brand in self.brands) and rank(severity) >= rank(self.min_severity)
+
+
+DEFAULT_CHANNELS = {"sns": Channel(name="sns", type="sns")}  # the stack's alert topic
+
+
+def route_channels(routing: tuple[Route, ...], brand: str, severity: str) -> tuple[str, ...]:
+    """The channels an alert of this brand and severity goes to; the SNS topic when no rule matches."""
+    if not routing:
+        return ("sns",)
+    chosen = [name for route in routing if route.matches(brand, severity) for name in route.channels]
+    return tuple(dict.fromkeys(chosen)) or ("sns",)
+
+
 @dataclass(frozen=True, slots=True)
 class AppConfig:
     brands: tuple[Brand, ...] = ()
@@ -88,6 +130,8 @@ class AppConfig:
     recipients: tuple[Recipient, ...] = ()
     alert_link: str | None = None
     retention_days: int = 90
+    channels: dict[str, Channel] = field(default_factory=lambda: dict(DEFAULT_CHANNELS))
+    routing: tuple[Route, ...] = ()
 
     def brand(self, brand_id: str) -> Brand:
         for brand in self.brands:
@@ -316,7 +360,20 @@ def parse_config(text: str, origin: str = "config") -> AppConfig:
         raise ConfigError(f"{where}: not valid YAML: {exc}") from exc
     reader = _Reader(origin, _line_map(text))
     root = reader.mapping(data, "(top level)")
-    reader.unknown(root, {"brands", "sources", "detection", "recipients", "alert_link", "retention_days"}, "")
+    reader.unknown(
+        root,
+        {
+            "brands",
+            "sources",
+            "detection",
+            "recipients",
+            "alert_link",
+            "retention_days",
+            "channels",
+            "routing",
+        },
+        "",
+    )
 
     brands: list[Brand] = []
     raw_brands = root.get("brands") or []
@@ -432,6 +489,23 @@ def parse_config(text: str, origin: str = "config") -> AppConfig:
             low=1,
             high=288,
         ),
+        cooldown_minutes=reader.number(
+            raw_detection, "cooldown_minutes", "detection", defaults.cooldown_minutes, low=0, high=1440
+        ),
+        viral_window_minutes=reader.number(
+            raw_detection,
+            "viral_window_minutes",
+            "detection",
+            defaults.viral_window_minutes,
+            low=10,
+            high=1440,
+        ),
+        viral_min_growth=reader.number(
+            raw_detection, "viral_min_growth", "detection", defaults.viral_min_growth, low=1, high=1e9
+        ),
+        viral_growth_factor=reader.number(
+            raw_detection, "viral_growth_factor", "detection", defaults.viral_growth_factor, low=1, high=1000
+        ),
     )
     if detection.window_minutes % 5:
         reader.error("detection.window_minutes", "must be a multiple of 5")
@@ -473,6 +547,8 @@ def parse_config(text: str, origin: str = "config") -> AppConfig:
 
     alert_link = reader.string(root, "alert_link", "(top level)")
     retention_days = reader.number(root, "retention_days", "(top level)", 90, low=1, high=3650)
+    channels = _channels(reader, root)
+    routing = _routing(reader, root, channels, brand_ids)
     if reader.errors:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(reader.errors))
     return AppConfig(
@@ -482,7 +558,66 @@ def parse_config(text: str, origin: str = "config") -> AppConfig:
         recipients=tuple(recipients),
         alert_link=alert_link,
         retention_days=retention_days,
+        channels=channels,
+        routing=routing,
     )
+
+
+def _channels(reader: _Reader, root: dict[str, Any]) -> dict[str, Channel]:
+    """`channels:` name -> {type, secret}; the built-in `sns` (the alert topic) is always there."""
+    channels = dict(DEFAULT_CHANNELS)
+    for name, raw in reader.mapping(root.get("channels"), "channels").items():
+        path = f"channels.{name}"
+        if not isinstance(name, str) or not _CHANNEL_NAME.match(name):
+            reader.error(path, "a channel name must be lowercase letters, digits, '-' and '_' (at most 40)")
+            continue
+        item = reader.mapping(raw, path)
+        reader.unknown(item, {"type", "secret"}, path)
+        kind = reader.string(item, "type", path, required=True)
+        if kind and kind not in CHANNEL_TYPES:
+            reader.error(f"{path}.type", f"must be one of {', '.join(CHANNEL_TYPES)}, got {kind!r}")
+        secret = reader.string(item, "secret", path, required=kind not in (None, "sns"))
+        if kind == "sns" and secret:
+            reader.error(f"{path}.secret", "the sns channel is the stack's alert topic and takes no secret")
+        if secret and "://" in secret:
+            reader.error(
+                f"{path}.secret", "must name a Secrets Manager secret or an SSM parameter, not the URL"
+            )
+        elif secret and not _SECRET_NAME.match(secret):
+            reader.error(f"{path}.secret", "is not a secret name or SSM parameter path (A-Z a-z 0-9 /_+=.@-)")
+        channels[name] = Channel(name=name, type=kind or "sns", secret=secret)
+    return channels
+
+
+def _routing(
+    reader: _Reader, root: dict[str, Any], channels: dict[str, Channel], brand_ids: set[str]
+) -> tuple[Route, ...]:
+    """`routing:` a list of {brands, min_severity, channels}; every matching rule adds its channels."""
+    raw_routes = root.get("routing") or []
+    if not isinstance(raw_routes, list):
+        reader.error("routing", "must be a list of rules")
+        return ()
+    routes = []
+    for index, raw in enumerate(raw_routes):
+        path = f"routing[{index}]"
+        item = reader.mapping(raw, path)
+        reader.unknown(item, {"brands", "min_severity", "channels"}, path)
+        names = reader.strings(item, "channels", path, required=True)
+        for n, name in enumerate(names):
+            if name not in channels:
+                reader.error(
+                    f"{path}.channels[{n}]", f"unknown channel {name!r} (known: {', '.join(channels)})"
+                )
+        brands = reader.strings(item, "brands", path)
+        for n, brand_id in enumerate(brands):
+            if brand_id not in brand_ids:
+                reader.error(f"{path}.brands[{n}]", f"unknown brand {brand_id!r}")
+        severity = reader.string(item, "min_severity", path) or "warning"
+        if severity not in ALERT_SEVERITIES:
+            reader.error(f"{path}.min_severity", f"must be one of {', '.join(ALERT_SEVERITIES)}")
+            severity = "warning"
+        routes.append(Route(channels=names, brands=brands, min_severity=severity))
+    return tuple(routes)
 
 
 def load_config(parameter_name: str, *, max_age: int = 60) -> AppConfig:

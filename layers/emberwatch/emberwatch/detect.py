@@ -13,16 +13,24 @@ Rules (each yields a `Signal`; each (scope, rule) pair has its own incident):
 - `blind_spot`, per source: a source that normally yields mentions and has failed several runs in a
   row, has not succeeded for 30 minutes, has not run for hours, or has fetched nothing for longer
   than its usual volume makes believable. Resolved at the first run that yields again.
-- `viral_post`: a hook only (`evaluate_viral`), it needs connectors that re-read engagement.
+- `viral_post`, per post (scope "post:<source>:<id>"): a recent top post whose reposts + replies
+  grew by at least `viral_min_growth` within `viral_window_minutes` and at least `viral_growth_factor`
+  times what it had at the window's start. Each detect run re-reads the engagement of the brand's
+  recent top posts (as the scans last stored it, refreshed when a scan fetches a post again) and
+  keeps the readings (`Store.record_engagement`).
 
 Only the past feeds a baseline: hourly counts strictly before the window's hour (causal).
 
 Incidents go open -> updated -> resolved; a notification is decided in the same write as the state
-change and delivered after, exactly once (see `deliver_pending`). Notifications stay sane through one
-rule, "covered" incidents are recorded but silent: a source-scope volume incident, and a brand
-negative-tone incident, notify only while no brand-scope volume incident is open (the volume alert
-already names the sources and the posts, with their tone). A held-back incident is announced later
-if it still fires once the brand incident is over, and an incident never announced resolves silently.
+change and delivered after, exactly once per channel (see `deliver_pending`). At most one
+notification per incident per `cooldown_minutes`, apart from escalations of severity and the
+all-clear (always sent): growth at the same severity waits for the cooldown.
+
+Notifications stay sane through one rule, "covered" incidents are recorded but silent: a
+source-scope volume incident, a brand negative-tone incident and a viral post notify only while no
+brand-scope volume incident is open (the volume alert already names the sources and the posts,
+with their tone). A held-back incident is announced later if it still fires once the brand
+incident is over, and an incident never announced resolves silently.
 """
 
 from __future__ import annotations
@@ -70,6 +78,8 @@ BLIND_NO_RUN = timedelta(hours=3)  # longer than the slowest scan schedule (2 ho
 BLIND_MIN_SILENCE = timedelta(minutes=30)
 BLIND_MIN_DAILY = 1.0  # "normally yields": at least one mention a day on average over the baseline
 RESOLVE_AFTER = {RULE_BLIND_SPOT: 1}  # a blind spot is over as soon as the source yields again
+VIRAL_LOOKBACK = timedelta(hours=24)  # posts this recent are watched for viral growth
+VIRAL_POSTS = 10  # the brand's most engaged recent posts (one per story)
 
 
 def severity_for(ratio: float) -> str:
@@ -421,14 +431,74 @@ class EngagementReading:
     replies: int
 
 
-def evaluate_viral(readings: Iterable[EngagementReading], now: datetime, rules: Detection) -> list[Signal]:
-    """Viral post (hook, not wired): one post whose reposts and replies grow fast.
+def viral_scope(mention_id: str) -> str:
+    return f"post:{mention_id}"
 
-    Needs two or more readings of the same post's engagement some minutes apart. Today a post's
-    engagement is stored once, when it is first seen (and in the day's top-posts list), so the
-    growth is unknown: connectors must re-read the engagement of the recent top posts first.
+
+def evaluate_viral(readings: Iterable[EngagementReading], now: datetime, rules: Detection) -> list[Signal]:
+    """Viral post: one verdict per post read, from its engagement readings over time.
+
+    The growth is reposts + replies now against the last reading at or before the window's start
+    (or the first reading inside the window: a post first seen already big is not growth we saw).
     """
-    raise NotImplementedError("viral-post detection needs connectors that re-read engagement")
+    now = now.astimezone(UTC)
+    window_start = now - timedelta(minutes=rules.viral_window_minutes)
+    by_post: dict[str, list[EngagementReading]] = {}
+    for reading in readings:
+        if reading.read_at <= now:
+            by_post.setdefault(reading.mention_id, []).append(reading)
+    signals = []
+    for mention_id, series in sorted(by_post.items()):
+        series.sort(key=lambda r: r.read_at)
+        before = [r for r in series if r.read_at <= window_start]
+        base = before[-1] if before else series[0]
+        current = series[-1]
+        base_level, level = base.reposts + base.replies, current.reposts + current.replies
+        growth = max(0, level - base_level)
+        triggered = growth >= rules.viral_min_growth and level >= rules.viral_growth_factor * max(
+            1, base_level
+        )
+        signals.append(
+            Signal(
+                triggered=triggered,
+                observed=growth,
+                expected=float(base_level),
+                p_value=0.0 if triggered else 1.0,
+                ratio=level / base_level if base_level else float("inf"),
+                severity=severity_for(growth / rules.viral_min_growth),
+                window_start=bucket_start(window_start),
+                enough_history=len(series) > 1,
+                by_source={current.source: growth},
+                rule=RULE_VIRAL,
+                scope=viral_scope(mention_id),
+                reason=f"reposts and replies {base_level} -> {level} since {base.read_at:%H:%M} UTC",
+            )
+        )
+    return signals
+
+
+def read_engagement(store: Store, brand_id: str, now: datetime, rules: Detection) -> list[EngagementReading]:
+    """Re-read the engagement of the brand's recent top posts, keeping a reading when it changed.
+
+    The values are those the scans last stored: a scan that fetches a post again refreshes them
+    (`Store.refresh_engagement`). A post keeps its readings of the window and the last one before.
+    """
+    window_start = now - timedelta(minutes=rules.viral_window_minutes)
+    known = store.engagement_readings(brand_id)
+    posts = store.top_mentions(brand_id, now - VIRAL_LOOKBACK, now + BUCKET, VIRAL_POSTS)
+    out: list[EngagementReading] = []
+    for post in posts:
+        series = known.get(post.id, [])
+        last = series[-1] if series else None
+        if last is None or (last[1], last[2]) != (post.engagement.reposts, post.engagement.replies):
+            before = [r for r in series if r[0] <= window_start]
+            series = before[-1:] + [r for r in series if r[0] > window_start]
+            series.append((now, post.engagement.reposts, post.engagement.replies))
+            store.record_engagement(brand_id, post.id, series, expires=now + VIRAL_LOOKBACK)
+        out.extend(
+            EngagementReading(post.id, post.source, t, reposts, replies) for t, reposts, replies in series
+        )
+    return out
 
 
 # ---------------------------------------------------------------- streaming (the `emberwatch detect` command)
@@ -482,9 +552,16 @@ class Transition:
     notify: str | None
 
 
-def _owe(incident: Incident, kind: str, level: int) -> Transition:
+def _owe(incident: Incident, kind: str, level: int, now: datetime) -> Transition:
     incident.pending_kind, incident.pending_level = kind, level
+    incident.notified_at = now
     return Transition(incident, kind)
+
+
+def cooled(incident: Incident, now: datetime, rules: Detection) -> bool:
+    """Whether the incident's last notification is at least `cooldown_minutes` old."""
+    last = incident.notified_at
+    return last is None or now - last >= timedelta(minutes=rules.cooldown_minutes)
 
 
 def advance(
@@ -521,7 +598,7 @@ def advance(
             notified_level=0 if covered else level,
             last_seen_at=now,
         )
-        return Transition(opened, None) if covered else _owe(opened, "opened", level)
+        return Transition(opened, None) if covered else _owe(opened, "opened", level, now)
     if signal.triggered:
         incident.observed = signal.observed
         incident.expected = signal.expected
@@ -534,14 +611,16 @@ def advance(
         if incident.notified_level == 0:  # held back while covered: announce it now
             incident.severity = max(incident.severity, signal.severity, key=SEVERITIES.index)
             incident.notified_level = level
-            return _owe(incident, "opened", level)
+            return _owe(incident, "opened", level, now)
         if signal.rule == RULE_BLIND_SPOT:
             return Transition(incident, None)  # a blind spot does not grow; it ends
         rises = SEVERITIES.index(signal.severity) > SEVERITIES.index(incident.severity)
-        if rises or signal.observed >= incident.notified_level * rules.escalate_factor:
+        grows = signal.observed >= incident.notified_level * rules.escalate_factor
+        # a rise in severity always goes out; growth at the same severity waits for the cooldown
+        if rises or (grows and cooled(incident, now, rules)):
             incident.severity = max(incident.severity, signal.severity, key=SEVERITIES.index)
             incident.notified_level = signal.observed
-            return _owe(incident, "escalated", signal.observed)
+            return _owe(incident, "escalated", signal.observed, now)
         return Transition(incident, None)
     incident.observed = signal.observed
     if not signal.recovered:
@@ -552,7 +631,7 @@ def advance(
         incident.resolved_at = now
         if covered or incident.notified_level == 0:
             return Transition(incident, None)  # the covering incident's all-clear speaks for it
-        return _owe(incident, "resolved", incident.peak)
+        return _owe(incident, "resolved", incident.peak, now)
     return Transition(incident, None)
 
 
@@ -698,6 +777,31 @@ def detect_brand(
             False,
         )
 
+    # viral posts: each post read gets a verdict; an open one no longer read ends quietly
+    try:
+        viral = {s.scope: s for s in evaluate_viral(read_engagement(store, brand.id, now, rules), now, rules)}
+    except Exception as exc:
+        report.failures.append(f"{brand.id}: viral posts: {exc}")
+        logger.exception("viral-post readings failed", extra={"brand": brand.id})
+        return
+    for key in pointers:
+        scope, _, rule = key.rpartition("#")
+        if rule == RULE_VIRAL and scope not in viral:
+            viral[scope] = Signal(
+                triggered=False,
+                observed=0,
+                expected=0.0,
+                p_value=1.0,
+                ratio=0.0,
+                severity="warning",
+                window_start=window_start,
+                enough_history=True,
+                rule=RULE_VIRAL,
+                scope=scope,
+            )
+    for scope in sorted(viral):
+        step(lambda scope=scope: viral[scope], covering)
+
 
 def deliver_pending(
     incident: Incident,
@@ -708,21 +812,44 @@ def deliver_pending(
     notify: Notifier,
     report: DetectReport,
 ) -> None:
-    """Send the notification an incident owes, at most once even across retries and crashes."""
+    """Send the notification an incident owes to each of its channels, at most once per channel.
+
+    Each (incident, notification, channel) is claimed before and completed after its send, so a
+    retried or concurrent run never sends it twice. A channel that fails is released and the
+    notification stays pending: the next run retries that channel only. `notify` is either a bare
+    callable (one channel) or a dispatcher with `channels_for(incident)` and `send(channel, ...)`.
+    """
     kind, level = incident.pending_kind, incident.pending_level
     assert kind is not None
-    pk, sk = f"N#{incident.key}", f"{kind}#{level}"
-    if store.claim(pk, sk, now, ttl_days=30, lease_seconds=120):
+    pk = f"N#{incident.key}"
+    channels_for = getattr(notify, "channels_for", None)
+    names: tuple[str, ...] = tuple(channels_for(incident)) if channels_for else ("",)
+    outstanding = 0
+    for name in names:
+        sk = f"{kind}#{level}#{name}" if name else f"{kind}#{level}"
+        if not store.claim(pk, sk, now, ttl_days=30, lease_seconds=120):
+            if not store.claim_done(pk, sk):
+                outstanding += 1  # another run holds it now; if it fails, this stays pending for the next
+            continue
         try:
-            notify(kind, incident, signal)
+            if name:
+                notify.send(name, kind, incident, signal)  # type: ignore[attr-defined]
+            else:
+                notify(kind, incident, signal)
         except Exception as exc:
             store.release(pk, sk)
-            report.failures.append(f"{incident.key} {kind}: {exc}")
-            logger.exception("alert delivery failed; the next run retries", extra={"brand": incident.brand})
-            return
+            outstanding += 1
+            report.failures.append(f"{incident.key} {kind}{' via ' + name if name else ''}: {exc}")
+            logger.exception(
+                "alert delivery failed; the next run retries",
+                extra={"brand": incident.brand, "channel": name or "default"},
+            )
+            continue
         store.complete(pk, sk, {"sent_at": now.isoformat()})
         incident.notifications += 1
-        report.notifications.append(f"{kind}:{incident.key}")
+        report.notifications.append(f"{kind}:{incident.key}" + (f"@{name}" if name else ""))
+    if outstanding:
+        return  # still owed to some channel: kept pending, so the incident's pointer stays too
     incident.pending_kind, incident.pending_level = None, 0
     try:
         store.save_incident(incident)

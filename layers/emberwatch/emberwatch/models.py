@@ -42,6 +42,9 @@ def scope_label(scope: str) -> str:
     if scope.startswith("source:"):
         name = scope.split(":", 1)[1]
         return SOURCE_LABELS.get(name, name)
+    if scope.startswith("post:"):  # one post (viral_post): "post:<source>:<native id>"
+        name = scope.split(":")[1]
+        return f"One post on {SOURCE_LABELS.get(name, name)}"
     return "All sources"
 
 
@@ -167,6 +170,7 @@ class Incident:
     pending_kind: str | None = None  # a notification decided on but not yet delivered
     pending_level: int = 0
     version: int = 0
+    notified_at: datetime | None = None  # when a notification was last owed: the cooldown counts from it
 
     @property
     def key(self) -> str:

@@ -20,6 +20,8 @@ from .store import Store
 
 SCAN_SAFETY_MS = 20_000  # stop starting new pages this long before the Lambda timeout
 SCAN_MAX_SECONDS = 240  # and never run into the next 5-minute schedule
+DETECT_SAFETY_MS = 15_000  # alert sends stop retrying this long before the detect Lambda's timeout
+DETECT_MAX_SECONDS = 120  # what is still failing then is carried to the next run
 CONFIG_MAX_AGE = 60  # seconds the SSM configuration is cached per container
 SCHEDULE_TICK = 300  # the scan schedules fire every 5 minutes
 
@@ -141,12 +143,12 @@ class Runtime:
             "paused_until": report.paused_until.isoformat() if report.paused_until else None,
         }
 
-    def detect(self, event: ScheduledEvent) -> dict[str, Any]:
+    def alert_dispatcher(self, config: AppConfig, *, budget_seconds: float = DETECT_MAX_SECONDS) -> Any:
+        """The SNS alerter and the other channels (Slack, Teams, PagerDuty, webhooks) behind routing."""
         from .alerts import SnsAlerter
-        from .care import check_care
-        from .detect import run_detection
+        from .channels import ChannelSender, Dispatcher
+        from .http import HttpClient
 
-        config = self.config
         topic = self.settings.alert_topic_arn
         if not topic:
             raise RuntimeError("ALERT_TOPIC_ARN is not set for the detect function")
@@ -157,8 +159,20 @@ class Runtime:
             link=config.alert_link or self.settings.alert_link,
             client=self.client("sns"),
         )
+        http = HttpClient(session=self.http_session, deadline=time.monotonic() + max(1.0, budget_seconds))
+        sender = ChannelSender(config.channels, http=http, sns=alerter)
+        return Dispatcher(config, alerter.builder, sender)
+
+    def detect(self, event: ScheduledEvent, remaining_ms: int | None = None) -> dict[str, Any]:
+        from .care import check_care
+        from .detect import run_detection
+
+        config = self.config
+        budget = DETECT_MAX_SECONDS if remaining_ms is None else (remaining_ms - DETECT_SAFETY_MS) / 1000
+        dispatcher = self.alert_dispatcher(config, budget_seconds=min(DETECT_MAX_SECONDS, budget))
+        alerter = dispatcher.sender.sns
         report = run_detection(
-            event.time, config=config, store=self.store, notify=alerter, baselines=self.baselines
+            event.time, config=config, store=self.store, notify=dispatcher, baselines=self.baselines
         )
         metrics.add_metric(name="IncidentsOpened", unit=MetricUnit.Count, value=len(report.opened))
         metrics.add_metric(name="IncidentsResolved", unit=MetricUnit.Count, value=len(report.resolved))
@@ -176,6 +190,7 @@ class Runtime:
             "failures": report.failures + care.failures,
             "care_alerted": care.alerted,
             "alerts": alerter.sent,
+            "channels": dispatcher.sender.sent,
         }
 
     def digest(self, event: ScheduledEvent) -> dict[str, Any]:

@@ -477,6 +477,7 @@ class Store:
                 }
                 if failed:
                     duplicates += len(failed)
+                    self.refresh_engagement([m for i, m in enumerate(batch) if i in failed])
                     batch = [m for i, m in enumerate(batch) if i not in failed]
                     continue
                 # a top-posts item moved under us, a concurrent transaction, or throttling: re-read, retry
@@ -895,6 +896,7 @@ class Store:
             "pending_kind": incident.pending_kind,
             "pending_level": incident.pending_level,
             "version": incident.version,
+            "notified_at": utc_iso(incident.notified_at) if incident.notified_at else None,
             "expires_at": _epoch(incident.opened_at + timedelta(days=400)),
         }
 
@@ -919,6 +921,7 @@ class Store:
             pending_kind=item.get("pending_kind"),
             pending_level=item.get("pending_level", 0),
             version=item.get("version", 0),
+            notified_at=parse_iso(item["notified_at"]) if item.get("notified_at") else None,
         )
 
     def active_pointers(self, brand: str) -> dict[str, str]:
@@ -1085,6 +1088,74 @@ class Store:
             UpdateExpression=expression,
             ExpressionAttributeNames={"#s": "state"},
             ExpressionAttributeValues=serialize(values),
+        )
+
+    def claim_done(self, pk: str, sk: str) -> bool:
+        """Whether a claimed action was completed (False: free, or in progress in another run)."""
+        item = self.client.get_item(
+            TableName=self.table, Key=serialize({"pk": pk, "sk": sk}), ConsistentRead=True
+        ).get("Item")
+        return bool(item) and deserialize(item).get("state") == "done"
+
+    # ------------------------------------------------------------------ engagement (viral posts)
+
+    def refresh_engagement(self, mentions: Iterable[Mention]) -> int:
+        """A post fetched again: keep its newer engagement on the stored item; returns how many grew.
+
+        Conditional on the new total being higher, so an older copy never takes it back.
+        """
+        grown = 0
+        for mention in mentions:
+            eng = mention.engagement
+            if not eng.total:
+                continue
+            try:
+                self.client.update_item(
+                    TableName=self.table,
+                    Key=serialize({"pk": f"M#{mention.brand}#{mention.id}", "sk": "M"}),
+                    UpdateExpression="SET reposts = :r, likes = :l, replies = :p, score = :s, eng = :e",
+                    ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(eng) OR eng < :e)",
+                    ExpressionAttributeValues=serialize(
+                        {
+                            ":r": eng.reposts,
+                            ":l": eng.likes,
+                            ":p": eng.replies,
+                            ":s": eng.score,
+                            ":e": eng.total,
+                        }
+                    ),
+                )
+                grown += 1
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+        return grown
+
+    def engagement_readings(self, brand: str) -> dict[str, list[tuple[datetime, int, int]]]:
+        """Each watched post's engagement readings: mention id -> [(read at, reposts, replies)]."""
+        out = {}
+        for item in self._query(
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues=serialize({":pk": f"ENG#{brand}"}),
+        ):
+            out[item["sk"]] = [(parse_iso(t), int(r), int(p)) for t, r, p in item.get("reads", [])]
+        return out
+
+    def record_engagement(
+        self, brand: str, mention_id: str, reads: list[tuple[datetime, int, int]], *, expires: datetime
+    ) -> None:
+        """Replace one post's readings (the caller trims them to the window it needs)."""
+        self.client.put_item(
+            TableName=self.table,
+            Item=serialize(
+                {
+                    "pk": f"ENG#{brand}",
+                    "sk": mention_id,
+                    "type": "engagement",
+                    "reads": [[utc_iso(t), r, p] for t, r, p in reads],
+                    "expires_at": _epoch(expires),
+                }
+            ),
         )
 
     def release(self, pk: str, sk: str) -> None:
