@@ -2,17 +2,19 @@
 
 Builds with `make build` (sam build; `--no-build` reuses .aws-sam/build), then imports every function's
 `app` in a fresh Python of the runtime's version started with `-B -S`: no bytecode written (Lambda's
-/var/task and /opt are read-only, and sam build ships no .pyc) and no site-packages. The path is laid out
-as in Lambda: the function's folder (/var/task), each layer's `python/` folder (/opt/python), then only
-what the runtime itself provides (boto3, botocore, s3transfer, jmespath, dateutil, urllib3, six), linked
-from this environment, compiled as installed. The handlers import boto3 at module level (the store,
-Powertools), as any handler talking to AWS does, so boto3's import cost is part of a real cold start and
-is counted here. Environment variables come from the built template, deploy-time values as stand-ins.
+/var/task and /opt are read-only) and no site-packages. The bytecode `make build` puts in the layer (its
+`bytecode` step: compileall with the runtime's Python, unchecked-hash) is used, as Lambda would use it. The
+path is laid out as in Lambda: the function's folder (/var/task), each layer's `python/` folder
+(/opt/python), then only what the runtime itself provides (boto3, botocore, s3transfer, jmespath, dateutil,
+urllib3, six), linked from this environment, compiled as installed. The handlers import boto3 at module
+level (the store, Powertools), as any handler talking to AWS does, so boto3's import cost is part of a real
+cold start and is counted here. Environment variables come from the built template, deploy-time values as
+stand-ins.
 
 Each import is timed with time.perf_counter inside the child (interpreter start-up excluded), --runs
 times per function; the median counts. One more run with -X importtime lists the ten modules with the
-largest cumulative import time. A second series imports from a copy of the layers compiled to .pyc, to
-show what shipping bytecode in the layer would save. Sizes are the unzipped bytes of the function's folder
+largest cumulative import time. A second series imports from a copy of the layers with every .pyc removed,
+to show what the shipped bytecode saves. Sizes are the unzipped bytes of the function's folder
 plus its layers' folders (TemplatesLayer included where used), in MB of 2**20 bytes as Lambda's 250 MB
 limit counts them; the runtime's boto3 is not part of the artifact.
 
@@ -58,6 +60,7 @@ DEPLOY_TIME_VALUES = {
     "CREDENTIALS_SECRET": "arn:aws:secretsmanager:us-east-1:123456789012:secret:emberwatch/dev/creds-AbCdEf",
     "ALERT_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:emberwatch-dev-alerts",
     "SENDER_EMAIL": "digest@example.com",
+    "SCAN_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/emberwatch-dev-scan-jobs.fifo",
 }
 
 TIMED_IMPORT = """
@@ -78,7 +81,7 @@ class Function:
     env: dict[str, str]
     runs_ms: list[float] = field(default_factory=list)
     cpu_runs_ms: list[float] = field(default_factory=list)  # the child's CPU time: less sensitive to load
-    pyc_runs_ms: list[float] = field(default_factory=list)
+    source_runs_ms: list[float] = field(default_factory=list)  # the same import without the layer's .pyc
     imports: list[tuple[str, int, int]] = field(default_factory=list)  # (module, self us, cumulative us)
     size_bytes: int = 0
 
@@ -250,22 +253,24 @@ def by_package(rows: list[tuple[str, int, int]]) -> list[tuple[str, int]]:
     return sorted(totals.items(), key=lambda item: item[1], reverse=True)
 
 
-def compiled_layers(python: str, template: dict[str, Any], layers: set[str], into: Path) -> dict[str, Path]:
-    """Copies of the layers' python/ folders with .pyc, as a layer built with bytecode would ship."""
+def source_only_layers(template: dict[str, Any], layers: set[str], into: Path) -> dict[str, Path]:
+    """Copies of the layers' python/ folders without any .pyc: what a layer built without bytecode ships."""
     copies = {}
     for layer in sorted(layers):
         source = layer_folder(template, layer) / "python"
         if not source.is_dir():
             continue
-        copy = into / f"{layer}-pyc"
-        shutil.copytree(source, copy, symlinks=True)
-        subprocess.run(
-            [python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", str(copy)],
-            check=False,  # a test file a dependency ships may not compile; the rest still does
-            capture_output=True,
-        )
+        copy = into / f"{layer}-source"
+        shutil.copytree(source, copy, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
         copies[layer] = copy
     return copies
+
+
+def bytecode_files(template: dict[str, Any], layers: set[str]) -> int:
+    """How many .pyc the built layers ship."""
+    return sum(
+        1 for layer in layers for _ in (layer_folder(template, layer) / "python").rglob("__pycache__/*.pyc")
+    )
 
 
 def main() -> int:
@@ -296,7 +301,9 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="coldstart-") as tmp:
         provided = runtime_dir(Path(tmp))
-        pyc = compiled_layers(python, template, {layer for f in functions for layer in f.layers}, Path(tmp))
+        all_layers = {layer for f in functions for layer in f.layers}
+        print(f"layers ship {bytecode_files(template, all_layers)} .pyc files (make build's bytecode step)\n")
+        source_only = source_only_layers(template, all_layers, Path(tmp))
         for function in functions:
             layer_paths = [layer_folder(template, layer) / "python" for layer in function.layers]
             layer_paths = [path for path in layer_paths if path.is_dir()]
@@ -304,30 +311,33 @@ def main() -> int:
             if "TemplatesLayer" in function.layers:
                 templates = layer_folder(template, "TemplatesLayer") / "emberwatch_templates"
             env = child_env(function, layer_paths, provided, templates)
-            pyc_env = child_env(
-                function, [pyc[layer] for layer in function.layers if layer in pyc], provided, templates
+            source_env = child_env(
+                function,
+                [source_only[layer] for layer in function.layers if layer in source_only],
+                provided,
+                templates,
             )
             for _ in range(args.runs):  # interleaved, so both series see the same machine load
                 wall, cpu = timed_import(python, function, env)
                 function.runs_ms.append(wall)
                 function.cpu_runs_ms.append(cpu)
-                function.pyc_runs_ms.append(timed_import(python, function, pyc_env)[0])
+                function.source_runs_ms.append(timed_import(python, function, source_env)[0])
             function.imports = import_profile(python, function, env)
             function.size_bytes = folder_bytes(function.folder) + sum(
                 folder_bytes(layer_folder(template, layer)) for layer in function.layers
             )
 
-    header = f"{'import ms':>10} {'min':>6} {'max':>6} {'cpu ms':>7} {'with .pyc':>10}  {'MB':>6}"
+    header = f"{'import ms':>10} {'min':>6} {'max':>6} {'cpu ms':>7} {'no .pyc':>10}  {'MB':>6}"
     print(f"{'function':<16} {header}  layers")
     for f in functions:
         median, low, high = statistics.median(f.runs_ms), min(f.runs_ms), max(f.runs_ms)
         print(
             f"{f.name:<16} {median:>10.0f} {low:>6.0f} {high:>6.0f} {statistics.median(f.cpu_runs_ms):>7.0f} "
-            f"{statistics.median(f.pyc_runs_ms):>10.0f}  {f.size_bytes / MB:>6.2f}  {' + '.join(f.layers)}"
+            f"{statistics.median(f.source_runs_ms):>10.0f}  {f.size_bytes / MB:>6.2f}  {' + '.join(f.layers)}"
         )
     print("\nimport ms: median wall-clock import of app, boto3 included (the runtime's, imported by app)")
     print("cpu ms: the same imports' median CPU time, steadier than wall-clock on a busy machine")
-    print("with .pyc: median import if the layer shipped bytecode (compileall, unchecked-hash)")
+    print("no .pyc: median import from the same layers with their bytecode removed (compiled at import)")
     for f in functions:
         print(f"\n{f.name}: top 10 imports by cumulative time (-X importtime, ms, one run)")
         for module, self_us, cumulative_us in sorted(f.imports, key=lambda row: row[2], reverse=True)[:10]:

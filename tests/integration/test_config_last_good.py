@@ -52,7 +52,8 @@ def test_a_warm_container_keeps_its_config_when_ssm_turns_invalid(aws, stack, st
     # every read of the invalid text counts ConfigInvalid (service dimension only), the alarm watches it
     (first, second) = config_invalid_datapoints(capsys.readouterr().out)
     assert first["ConfigInvalid"] == [1.0] or first["ConfigInvalid"] == 1.0
-    assert first["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
+    assert first["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service", "stage"]]
+    assert first["stage"] == "dev"
     assert first["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Emberwatch"
     # the errors are logged once, each with its line and field
     logged = list({id(r): r for r in caplog.records if "invalid" in r.getMessage()}.values())

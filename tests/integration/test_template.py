@@ -50,9 +50,11 @@ def metrics_identity() -> tuple[str, str]:
 
 
 def metric_dimensions() -> set[str]:
-    """Dimension names a metric can carry: the service, and what runtime.py adds."""
+    """Dimension names a metric can carry: the service, observability.py's defaults, what runtime.py adds."""
     text = (PACKAGE / "runtime.py").read_text()
-    return {"service", *re.findall(r'add_dimension\(\s*name="(\w+)"', text)}
+    defaults = re.findall(r"set_default_dimensions\((\w+)=", (PACKAGE / "observability.py").read_text())
+    assert "stage" in defaults, "every metric carries the stage (dev and prod may share an account)"
+    return {"service", *defaults, *re.findall(r'add_dimension\(\s*name="(\w+)"', text)}
 
 
 # ---------------------------------------------------------------- a small evaluator for parameters
@@ -195,7 +197,7 @@ def test_alarms_watch_metrics_the_code_emits(template: dict[str, Any]) -> None:
             f'(metrics.add_metric(name="{props["MetricName"]}", ...))'
         )
         dims = {d["Name"]: d["Value"] for d in props["Dimensions"]}
-        assert "service" in dims and set(dims) <= dimensions, (
+        assert {"service", "stage"} <= set(dims) <= dimensions, (
             f"{name}: dimensions {sorted(dims)}, emitted with {sorted(dimensions)}"
         )
         assert dims["service"] == service, name
@@ -307,10 +309,12 @@ def test_dashboard_is_json_and_graphs_only_metrics_the_code_emits(template: dict
         assert fields[1] in emitted, (
             f"the dashboard graphs {fields[1]}, which runtime.py and dispatch.py never emit"
         )
-        assert dims.get("service") == service and set(dims) <= metric_dimensions(), fields
+        assert dims.get("service") == service and "stage" in dims and set(dims) <= metric_dimensions(), fields
         graphed.add(fields[1])
     for expression in searches:
-        match = re.fullmatch(r"SEARCH\('\{(\w+),([\w,]+)\} MetricName=\"(\w+)\"', '\w+', \d+\)", expression)
+        match = re.fullmatch(
+            r"SEARCH\('\{(\w+),([\w,]+)\} MetricName=\"(\w+)\" stage=\"[\w-]+\"', '\w+', \d+\)", expression
+        )
         assert match, f"unexpected dashboard expression: {expression}"
         assert match.group(1) == namespace, expression
         assert set(match.group(2).split(",")) == metric_dimensions(), expression

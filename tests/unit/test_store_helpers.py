@@ -47,8 +47,12 @@ def touched_keys(batch: list[Mention]) -> set[tuple[str, ...]]:
         keys.add(("d", m.brand, m.source, created.strftime("%Y-%m-%d")))
         if not m.own:
             keys.add(("a", m.brand, m.source, m.author.handle.lower()))
+            monday = (created - timedelta(days=created.weekday())).strftime("%Y-%m-%d")
+            keys.add(("aw", m.brand, m.source, m.author.handle.lower(), monday))  # the author's week
         if m.sentiment == "negative" and not m.own and not m.noise:
             keys.add(("w", m.id))
+            if m.conversation_id:
+                keys.add(("c", m.id))  # the waiting mention filed under its conversation
     return keys
 
 
@@ -134,10 +138,11 @@ def test_mentions_each_in_their_own_buckets_are_split_by_action_count():
 
 
 def test_mentions_on_different_days_each_add_three_items():
-    # one per day by one author: 1 put + 3 new items each, + 1 author item -> at most 24 per transaction
+    # one per day by one author: 1 put + 3 new items each, + 1 author item and one per week of the
+    # author's (23 days touch 4 weeks) -> at most 23 per transaction
     mentions = [mention(n, T0 + timedelta(days=n)) for n in range(60)]
     batches = assert_batches_fit(mentions)
-    assert max(len(b) for b in batches) == 24
+    assert max(len(b) for b in batches) == 23
 
 
 @pytest.mark.parametrize("seed", range(8))

@@ -45,9 +45,16 @@ class Brand:
     reply_target_minutes: int = 15  # a negative mention waiting longer raises a care alert
 
     def is_own(self, source: str, handle: str) -> bool:
-        """True when the author is one of the brand's own accounts on that source."""
+        """True when the author (a handle or a platform id) is one of the brand's own accounts on that source.
+
+        The Facebook Pages the brand manages are its own accounts there too (a Page's reply comes `from`
+        the Page's id).
+        """
         wanted = handle.lower().lstrip("@")
-        return any(wanted == own.lower().lstrip("@") for own in self.own_accounts.get(source, ()))
+        owned = self.own_accounts.get(source, ())
+        if source == "facebook":
+            owned = (*owned, *self.facebook_pages)
+        return bool(wanted) and any(wanted == own.lower().lstrip("@") for own in owned)
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,6 +105,7 @@ class Mention:
     story: str | None = None  # near-duplicates, reposts and shares of one link share a story key
     noise: tuple[str, ...] = ()  # why this looks like a bot, spam or a repeat (kept, flagged)
     own: bool = False  # written by one of the brand's own accounts: a reply, not a customer's mention
+    reply_to: str | None = None  # the author a reply answers (handle or platform id), when the source says
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -175,3 +176,38 @@ class Incident:
     @property
     def key(self) -> str:
         return f"{self.brand}|{self.scope}|{self.rule}|{utc_iso(self.opened_at)}"
+
+
+@dataclass(frozen=True, slots=True)
+class ToneWeek:
+    """One author's mentions of one week (starting Monday, UTC) by tone."""
+
+    start: datetime
+    mentions: int = 0
+    positive: int = 0
+    neutral: int = 0
+    negative: int = 0
+    mean_score: float | None = None  # mean tone score of the rated mentions
+    engagement: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorProfile:
+    """What Emberwatch knows of one author of one source for one brand: counts, tone over time, reach."""
+
+    brand: str
+    source: str
+    handle: str
+    display_name: str | None
+    mentions: int
+    positive: int
+    negative: int
+    engagement: int
+    followers: int | None  # the latest count seen
+    followers_max: int | None  # the highest count seen in the weeks kept
+    first_seen: datetime | None
+    last_seen: datetime | None
+    first_negative_at: datetime | None = None
+    answered_at: datetime | None = None  # the brand's first reply to this author
+    ambassador_at: datetime | None = None  # a critic turned positive after the reply
+    weeks: tuple[ToneWeek, ...] = ()  # oldest first, at most the last AUTHOR_WEEKS weeks

@@ -20,11 +20,23 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from .models import Author, CountBucket, Cursor, Engagement, Incident, Mention, parse_iso, utc_iso
+from .models import (
+    Author,
+    AuthorProfile,
+    CountBucket,
+    Cursor,
+    Engagement,
+    Incident,
+    Mention,
+    ToneWeek,
+    parse_iso,
+    utc_iso,
+)
 
 TIME_SHARDS = 16
 WAIT_SHARDS = 4
 WAIT_DAYS = 7  # a negative mention waits in the care queue at most this long
+AUTHOR_WEEKS = 12  # an author's tone is kept week by week for this many weeks
 # first-response time histogram (seconds, upper bounds) kept per hour, for medians and percentiles
 FRT_BINS = (300, 900, 1800, 3600, 4 * 3600, 24 * 3600)
 TOP_PER_DAY = 10
@@ -122,6 +134,21 @@ def _wait_key(brand: str, mention_id: str, created: datetime) -> dict[str, str]:
     }
 
 
+def _conversation_key(brand: str, conversation_id: str, mention_id: str, created: datetime) -> dict[str, str]:
+    """A waiting mention filed under its conversation: a reply deeper in the thread finds it there."""
+    return {"pk": f"CONV#{brand}#{conversation_id}", "sk": f"{utc_iso(created)}#{mention_id}"}
+
+
+def _week_start(moment: datetime) -> datetime:
+    """Monday 00:00 UTC of the week holding `moment`."""
+    day = moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day - timedelta(days=day.weekday())
+
+
+def _author_key(brand: str, source: str, handle: str) -> str:
+    return f"A#{brand}#{source}#{handle.lower()}"
+
+
 def _transaction_batches(mentions: list[Mention]) -> Iterator[list[Mention]]:
     """Group mentions so a batch's puts and the counter and top-post items it touches fit one transaction."""
     mentions.sort(key=lambda m: (m.brand, m.source, m.created_at))
@@ -136,8 +163,12 @@ def _transaction_batches(mentions: list[Mention]) -> Iterator[list[Mention]]:
         }
         if awaits_reply(mention):
             keys.add(("w", mention.id))
+            if mention.conversation_id:
+                keys.add(("c", mention.id))
         if not mention.own:
-            keys.add(("a", mention.brand, mention.source, mention.author.handle.lower()))
+            author = (mention.brand, mention.source, mention.author.handle.lower())
+            keys.add(("a", *author))
+            keys.add(("aw", *author, f"{_week_start(created):%Y-%m-%d}"))
         if batch and (
             len(batch) + 1 + len(touched | keys) > MAX_TRANSACTION_ITEMS
             or len(batch) >= MENTIONS_PER_TRANSACTION
@@ -260,8 +291,8 @@ class Store:
             duplicates += dupes
         # replies are linked after the store and again on every replay (linking is idempotent), so a
         # crash between the two, or a parent stored later in the same page, still gets its link
-        for reply in unique.values():
-            if reply.own and reply.parent_id:
+        for reply in sorted(unique.values(), key=lambda m: m.created_at):
+            if reply.own and (reply.parent_id or reply.conversation_id):
                 self.link_reply(reply)
         new = set(stored)
         self.record_ambassadors(
@@ -269,26 +300,48 @@ class Store:
         )
         return StoreResult(stored=len(stored), duplicates=duplicates, stored_ids=tuple(stored))
 
+    def _mention_item_by_id(self, brand: str, mention_id: str) -> dict[str, Any] | None:
+        key = serialize({"pk": f"M#{brand}#{mention_id}", "sk": "M"})
+        item = self.client.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
+        return deserialize(item) if item else None
+
     def link_reply(self, reply: Mention) -> bool:
         """Record the brand's reply on the customer's mention it answers: first-response time, queue exit.
 
-        True when this call recorded the first response; False when the parent is not a stored
-        customer mention or was already answered (so a replay counts nothing twice).
+        The mention answered is the reply's parent when that is a stored customer mention; otherwise
+        (the brand replied deeper in a thread, or under its own post) the earliest mention of the same
+        conversation still waiting for a reply, from the author the reply answers when the source says.
+        A reply answers at most one mention (`answers` on the reply) and a mention is answered once
+        (`first_response_at`), both conditions of one transaction: replays and retries count nothing
+        twice. True when this call recorded the first response.
         """
-        assert reply.parent_id
-        key = {"pk": f"M#{reply.brand}#{reply.parent_id}", "sk": "M"}
-        item = self.client.get_item(TableName=self.table, Key=serialize(key), ConsistentRead=True).get("Item")
-        if not item:
-            return False
-        parent = deserialize(item)
-        if parent.get("own") or parent.get("first_response_at"):
-            return False
+        own = self._mention_item_by_id(reply.brand, reply.id)
+        if not own or own.get("answers"):
+            return False  # not stored (nothing to mark), or already linked by an earlier run
+        parent = self._mention_item_by_id(reply.brand, reply.parent_id) if reply.parent_id else None
+        if parent and not parent.get("own"):
+            if parent.get("first_response_at"):
+                return False  # a second reply to an answered mention
+        else:
+            parent = self._waiting_in_conversation(reply, parent_is_own=parent is not None)
+            if parent is None:
+                return False
         created = parse_iso(parent["created_at"])
         seconds = max(0, int((reply.created_at - created).total_seconds()))
         hour = created.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         bins = [f"frt_le_{limit}" for limit in FRT_BINS if seconds <= limit] or ["frt_over"]
         adds = ["answered :one", "frt_sum :secs", f"{bins[0]} :one"]
+        key = {"pk": parent["pk"], "sk": "M"}
         actions: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": serialize({"pk": f"M#{reply.brand}#{reply.id}", "sk": "M"}),
+                    "UpdateExpression": "SET answers = :id",
+                    "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(answers)",
+                    "ExpressionAttributeValues": serialize({":id": parent["id"]}),
+                }
+            },
             {
                 "Update": {
                     "TableName": self.table,
@@ -338,6 +391,19 @@ class Store:
                     }
                 }
             )
+            if parent.get("conversation_id"):
+                actions.append(
+                    {
+                        "Delete": {
+                            "TableName": self.table,
+                            "Key": serialize(
+                                _conversation_key(
+                                    reply.brand, parent["conversation_id"], parent["id"], created
+                                )
+                            ),
+                        }
+                    }
+                )
         try:
             self.client.transact_write_items(TransactItems=actions)
         except ClientError as exc:
@@ -345,6 +411,95 @@ class Store:
                 return False  # answered meanwhile by a concurrent run
             raise
         return True
+
+    def _waiting_in_conversation(self, reply: Mention, *, parent_is_own: bool) -> dict[str, Any] | None:
+        """The earliest mention of the reply's conversation still waiting, created before the reply.
+
+        When the source names the author answered (`reply_to`), only that author's mentions qualify;
+        a reply under the brand's own post names the brand itself, which says nothing.
+        """
+        if not reply.conversation_id:
+            return None
+        answered = None if parent_is_own else (reply.reply_to or "").lower().lstrip("@") or None
+        if answered is not None and answered in (
+            reply.author.handle.lower().lstrip("@"),
+            str(reply.raw.get("author_id") or "").lower(),
+        ):
+            answered = None
+        pk = _conversation_key(reply.brand, reply.conversation_id, "", reply.created_at)["pk"]
+        for item in self._query(
+            KeyConditionExpression="pk = :pk AND sk < :before",
+            ExpressionAttributeValues=serialize({":pk": pk, ":before": utc_iso(reply.created_at)}),
+            ConsistentRead=True,
+        ):
+            if item.get("expires_at", 0) <= reply.created_at.timestamp():  # moto never applies TTL
+                continue
+            if answered is not None and answered not in (item.get("author"), item.get("author_id")):
+                continue
+            mention = self._mention_item_by_id(reply.brand, item["id"])
+            if mention and not mention.get("first_response_at"):
+                return mention
+        return None
+
+    def author(
+        self, brand: str, source: str, handle: str, now: datetime | None = None
+    ) -> AuthorProfile | None:
+        """One author's counts, reach and tone week by week (the last AUTHOR_WEEKS weeks before `now`)."""
+        now = now or datetime.now(UTC)
+        oldest = _week_start(now) - timedelta(weeks=AUTHOR_WEEKS - 1)
+        main: dict[str, Any] | None = None
+        weeks: list[ToneWeek] = []
+        followers_seen: list[int] = []
+        for item in self._query(
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues=serialize({":pk": _author_key(brand, source, handle)}),
+        ):
+            if item["sk"] == "A":
+                main = item
+                continue
+            start = parse_iso(f"{item['sk'][2:]}T00:00:00Z")
+            if not oldest <= start <= now:
+                continue  # older than the weeks kept (moto never applies TTL)
+            rated = item.get("rated", 0)
+            weeks.append(
+                ToneWeek(
+                    start=start,
+                    mentions=item.get("mentions", 0),
+                    positive=item.get("positive", 0),
+                    neutral=item.get("neutral", 0),
+                    negative=item.get("negative", 0),
+                    mean_score=round(item.get("score_sum", 0) / rated, 4) if rated else None,
+                    engagement=item.get("engagement", 0),
+                )
+            )
+            if isinstance(item.get("followers"), int):
+                followers_seen.append(item["followers"])
+        if main is None:
+            return None
+        if isinstance(main.get("followers"), int):
+            followers_seen.append(main["followers"])
+
+        def when(name: str) -> datetime | None:
+            return parse_iso(main[name]) if main.get(name) else None
+
+        return AuthorProfile(
+            brand=brand,
+            source=source,
+            handle=main.get("handle", handle),
+            display_name=main.get("display_name"),
+            mentions=main.get("mentions", 0),
+            positive=main.get("positive", 0),
+            negative=main.get("negative", 0),
+            engagement=main.get("engagement", 0),
+            followers=main.get("followers"),
+            followers_max=max(followers_seen, default=None),
+            first_seen=when("first_seen"),
+            last_seen=when("last_seen"),
+            first_negative_at=when("first_negative_at"),
+            answered_at=when("answered_at"),
+            ambassador_at=when("ambassador_at"),
+            weeks=tuple(sorted(weeks, key=lambda w: w.start)),
+        )
 
     def record_ambassadors(self, positives: list[Mention]) -> list[str]:
         """Authors who were negative, got the brand's reply, then turned positive: critics become ambassadors.
@@ -526,6 +681,8 @@ class Store:
         five: dict[tuple[str, str, datetime], list[Mention]] = defaultdict(list)
         hourly: dict[tuple[str, str, datetime], list[Mention]] = defaultdict(list)
         for m in batch:
+            if m.own:
+                continue  # the brand's own posts are replies, not mentions: volume and alerts leave them out
             created = m.created_at.astimezone(UTC)
             five[(m.brand, m.source, bucket_start(created))].append(m)
             hourly[(m.brand, m.source, created.replace(minute=0, second=0, microsecond=0))].append(m)
@@ -545,6 +702,10 @@ class Store:
                 authors[(m.brand, m.source, m.author.handle.lower())].append(m)
         for key, group in authors.items():
             actions.append(self._author_update(*key, group))
+            weeks: dict[datetime, list[Mention]] = defaultdict(list)
+            for m in group:
+                weeks[_week_start(m.created_at)].append(m)
+            actions.extend(self._author_week_update(*key, start, members) for start, members in weeks.items())
         for m in batch:
             if awaits_reply(m):
                 actions.append(
@@ -567,12 +728,37 @@ class Store:
                         }
                     }
                 )
+                if m.conversation_id:
+                    actions.append(
+                        {
+                            "Put": {
+                                "TableName": self.table,
+                                "Item": serialize(
+                                    {
+                                        **_conversation_key(m.brand, m.conversation_id, m.id, m.created_at),
+                                        "type": "conversation",
+                                        "id": m.id,
+                                        "author": m.author.handle.lower().lstrip("@"),
+                                        "author_id": str(m.raw["author_id"]).lower()
+                                        if m.raw.get("author_id")
+                                        else None,
+                                        "expires_at": _epoch(m.created_at + timedelta(days=WAIT_DAYS)),
+                                    }
+                                ),
+                            }
+                        }
+                    )
         for (pk, source), (entries, version) in tops.items():
             day = pk.rsplit("#", 1)[1]
             merged = {entry[2]: entry for entry in entries}
             for m in batch:
                 # noise (bots, giveaways, repeats) never makes the top posts
-                if m.source == source and not m.noise and f"{m.created_at.astimezone(UTC):%Y-%m-%d}" == day:
+                if (
+                    m.source == source
+                    and not m.noise
+                    and not m.own
+                    and f"{m.created_at.astimezone(UTC):%Y-%m-%d}" == day
+                ):
                     merged[m.id] = [m.engagement.total, utc_iso(m.created_at), m.id, m.story or m.id]
             top = sorted(merged.values(), key=lambda e: (e[0], e[1]), reverse=True)[:TOP_PER_DAY]
             if top == entries:
@@ -605,7 +791,7 @@ class Store:
         """Per author: how many mentions, of which tone, how much reach, when first and last seen."""
         stamps = sorted(utc_iso(m.created_at) for m in group)
         negatives = sorted(utc_iso(m.created_at) for m in group if m.sentiment == "negative")
-        followers = max((m.author.followers for m in group if m.author.followers is not None), default=None)
+        followers = _latest_followers(group)
         values: dict[str, Any] = {
             ":n": len(group),
             ":neg": len(negatives),
@@ -636,6 +822,39 @@ class Store:
                 "Key": serialize({"pk": f"A#{brand}#{source}#{handle}", "sk": "A"}),
                 "UpdateExpression": "ADD mentions :n, negative :neg, positive :pos, engagement :eng "
                 f"SET {', '.join(sets)}",
+                "ExpressionAttributeValues": serialize(values),
+            }
+        }
+
+    def _author_week_update(
+        self, brand: str, source: str, handle: str, start: datetime, group: list[Mention]
+    ) -> dict[str, Any]:
+        """One author's week: mentions by tone, the sum of tone scores, engagement, the latest followers.
+
+        Kept AUTHOR_WEEKS weeks (TTL); written in the mentions' transaction, so a replay adds nothing.
+        """
+        scored = [m.sentiment_score for m in group if m.sentiment_score is not None]
+        values: dict[str, Any] = {
+            ":n": len(group),
+            ":pos": sum(1 for m in group if m.sentiment == "positive"),
+            ":neu": sum(1 for m in group if m.sentiment == "neutral"),
+            ":neg": sum(1 for m in group if m.sentiment == "negative"),
+            ":rated": len(scored),
+            ":score": round(float(sum(scored)), 6),
+            ":eng": sum(m.engagement.total for m in group),
+            ":ttl": _epoch(start + timedelta(weeks=AUTHOR_WEEKS + 1)),
+        }
+        sets = ["expires_at = :ttl"]
+        followers = _latest_followers(group)
+        if followers is not None:
+            values[":followers"] = followers
+            sets.append("followers = :followers")
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": serialize({"pk": _author_key(brand, source, handle), "sk": f"W#{start:%Y-%m-%d}"}),
+                "UpdateExpression": "ADD mentions :n, positive :pos, neutral :neu, negative :neg, "
+                f"rated :rated, score_sum :score, engagement :eng SET {', '.join(sets)}",
                 "ExpressionAttributeValues": serialize(values),
             }
         }
@@ -1476,6 +1695,12 @@ class Store:
             self._tops.pop((top["pk"], top["sk"]), None)
             return dropped
         raise ConflictError(f"top posts {top['pk']}/{top['sk']} kept changing")
+
+
+def _latest_followers(group: list[Mention]) -> int | None:
+    """The follower count of the newest mention in `group` that has one."""
+    counted = [m for m in group if m.author.followers is not None]
+    return max(counted, key=lambda m: m.created_at).author.followers if counted else None
 
 
 def _latest_followers(group: list[Mention]) -> int | None:

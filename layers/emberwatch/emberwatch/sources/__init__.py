@@ -10,9 +10,9 @@ import hashlib
 import importlib
 import json
 import logging
-from collections.abc import Container, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from ..config import Brand, SourceSettings
@@ -158,8 +158,8 @@ def select(
     for mention in parsed.mentions:
         if mention.id in seen:
             continue
-        if not isinstance(brand, str) and brand.is_own(source, mention.author.handle):
-            page.mentions.append(mention.with_enrichment(own=True, query=mention.query or "own account"))
+        if not isinstance(brand, str) and is_own_post(brand, mention):
+            page.mentions.append(as_own(mention))
             continue
         haystack = (
             f"{mention.title}\n{mention.text}"
@@ -174,6 +174,20 @@ def select(
             mention if mention.query == matched.text else mention.with_enrichment(query=matched.text)
         )
     return page
+
+
+def is_own_post(brand: Brand, mention: Mention) -> bool:
+    """Written by one of the brand's own accounts: by its handle, or by the platform's author id
+    (`raw["author_id"]`: an X user id, a YouTube channel id, a Facebook Page id, a full Mastodon acct)."""
+    author_id = mention.raw.get("author_id")
+    return brand.is_own(mention.source, mention.author.handle) or (
+        isinstance(author_id, str) and brand.is_own(mention.source, author_id)
+    )
+
+
+def as_own(mention: Mention) -> Mention:
+    """The brand's own post, kept whatever it says: care tracking links it, counts leave it out."""
+    return mention.with_enrichment(own=True, query=mention.query or "own account")
 
 
 def brand_queries(brand: Brand) -> list[Query]:
@@ -249,6 +263,95 @@ def window_position(
         "high": high,
         "recent": prune_recent(recent, since - overlap, keep),
     }
+
+
+@dataclass(slots=True)
+class AccountPage:
+    """One page of an account's posts, newest first: what `own_account_pages` walks."""
+
+    parsed: Parsed
+    fetched: int
+    next_token: str | None
+    oldest: int | None = None  # epoch of the page's oldest item in the listing's own order
+
+
+OWN_LOOKBACK = timedelta(hours=24)
+OWN_OVERLAP = 600  # seconds re-read below the watermark: late-indexed replies still get in
+OWN_RECENT = 500
+
+
+def own_specs(brand: Brand, source: str, prefix: str, **params: Any) -> list[QuerySpec]:
+    """One stream per own account of the brand on `source` (its cursor keyed by the account)."""
+    return [
+        QuerySpec(
+            key=stable_key(prefix, account.lower().lstrip("@")),
+            label=f"own account {account}",
+            params={**params, "kind": "own", "account": account.lstrip("@")},
+        )
+        for account in dict.fromkeys(brand.own_accounts.get(source, ()))
+    ]
+
+
+def own_account_pages(
+    fetch: Callable[[str | None], AccountPage],
+    brand: Brand,
+    source: str,
+    cursor: Cursor,
+    ctx: ScanContext,
+    *,
+    resolve: Callable[[list[Mention]], list[Mention]] | None = None,
+    reach_back: int = 0,
+) -> Iterator[Page]:
+    """The brand's own posts on one account, newest first, down to the watermark: the brand's replies.
+
+    Every source's own-account stream walks the same way. `fetch(token)` reads one page (None: the
+    newest). Posts are kept only when `select` finds them the brand's own (a repost of someone else
+    is dropped, not stored as a customer's mention); `resolve` completes the new ones (e.g. their
+    parent's id) before they are stored. `reach_back` (seconds) keeps walking past the watermark
+    when the listing is ordered by something older than the posts (YouTube threads and their replies).
+
+    Position {"since": epoch, "high": epoch | None, "token": str | None, "recent": {id: epoch}}:
+    a walk cut short resumes at `token`; when it ends, `since` moves up to the newest post kept.
+    """
+    position = cursor.position
+    since = int(position.get("since") or (ctx.now - OWN_LOOKBACK).timestamp())
+    floor = since - OWN_OVERLAP
+    high: int | None = position.get("high")
+    token: str | None = position.get("token")
+    recent: dict[str, int] = dict(position.get("recent", {}))
+    pages_read = 0
+    while pages_read < ctx.settings.max_pages and ctx.time_left():
+        got = fetch(token)
+        pages_read += 1
+        stamps = [int(m.created_at.timestamp()) for m in got.parsed.mentions]
+        oldest = got.oldest if got.oldest is not None else min(stamps, default=None)
+        reached = oldest is not None and oldest < floor - reach_back
+        fresh = [(m, s) for m, s in zip(got.parsed.mentions, stamps, strict=True) if s >= floor]
+        got.parsed.mentions = [m for m, _ in fresh]
+        page = select(got.parsed, got.fetched, [], recent, source=source, brand=brand)
+        if resolve and page.mentions:
+            page.mentions = resolve(page.mentions)
+        for mention, created in fresh:
+            recent.setdefault(mention.id, created)
+            high = created if high is None else max(high, created)
+        if reached or not got.next_token or not got.fetched:
+            new_since = max(high or since, since)
+            page.position = {
+                "since": new_since,
+                "high": None,
+                "token": None,
+                "recent": prune_recent(recent, new_since - OWN_OVERLAP, OWN_RECENT),
+            }
+            yield page
+            return
+        token = got.next_token
+        page.position = {
+            "since": since,
+            "high": high,
+            "token": token,
+            "recent": prune_recent(recent, floor, OWN_RECENT),
+        }
+        yield page
 
 
 def stable_key(prefix: str, text: str) -> str:

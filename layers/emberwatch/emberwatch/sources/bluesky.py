@@ -10,7 +10,9 @@ verifying, or the server's ExpiredToken/InvalidToken answer) it is renewed with
 `sources.bluesky.base_url` (tests, the demo) replaces the host of all three calls.
 
 One stream per native keyword search (`Query.native_keywords()`); every post is re-checked
-locally against the brand's queries. Posts are identified by `uri` (at://did/.../rkey).
+locally against the brand's queries. Posts are identified by `uri` (at://did/.../rkey). One more
+per own account (`own_accounts.bluesky`): `app.bsky.feed.getAuthorFeed?filter=posts_with_replies`
+by `cursor` (`own_account_pages`), the brand's replies with the author each answers.
 
 Cursor position: {"since": ISO, "recent": {uri: epoch}, "pass_since": ISO, "cursor": str, "top": ISO}.
 `since` is the watermark: the newest `sortAt` (min of createdAt and indexedAt, what the
@@ -42,6 +44,7 @@ from ..config import Brand, SourceSettings
 from ..http import SourceError
 from ..models import Author, Cursor, Engagement, Mention, utc_iso
 from . import (
+    AccountPage,
     CredentialsError,
     Page,
     Parsed,
@@ -50,6 +53,8 @@ from . import (
     brand_queries,
     json_body,
     keyword_specs,
+    own_account_pages,
+    own_specs,
     select,
 )
 
@@ -57,6 +62,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_HOST = "https://bsky.social"  # the PDS entryway: sessions, and searchPosts proxied to the AppView
 SEARCH = "/xrpc/app.bsky.feed.searchPosts"
+AUTHOR_FEED = "/xrpc/app.bsky.feed.getAuthorFeed"
 CREATE_SESSION = "/xrpc/com.atproto.server.createSession"
 REFRESH_SESSION = "/xrpc/com.atproto.server.refreshSession"
 PAGE_LIMIT = 100
@@ -178,9 +184,33 @@ def normalise(post: Any, brand: Brand, query: str) -> Mention:
             replies=_count(post, "replyCount"),
         ),
         parent_id=_ref_uri(reply, "parent"),
-        conversation_id=_ref_uri(reply, "root"),
-        raw=raw,
+        # a post that answers nothing is the root of its own thread
+        conversation_id=_ref_uri(reply, "root") or f"bluesky:{uri}",
+        raw={**raw, "author_id": did},
     )
+
+
+def parse_feed(feed: list[Any], brand: Brand) -> Parsed:
+    """The posts of a getAuthorFeed page (`feed[].post`), each naming the author it answers
+    (`feed[].reply.parent.author`). A repost is the reposted author's post: it is kept here and
+    dropped by `select` as not the brand's own."""
+    parsed = Parsed()
+    for item in feed:
+        try:
+            if not isinstance(item, dict):
+                raise MalformedPost(f"feed item is {type(item).__name__}, not an object")
+            mention = normalise(item.get("post"), brand, "")
+        except MalformedPost as exc:
+            parsed.skipped.append(str(exc))
+            continue
+        reply = item.get("reply") if isinstance(item.get("reply"), dict) else {}
+        parent = reply.get("parent") if isinstance(reply.get("parent"), dict) else {}
+        author = parent.get("author") if isinstance(parent.get("author"), dict) else {}
+        handle = author.get("handle") if isinstance(author.get("handle"), str) else author.get("did")
+        if isinstance(handle, str) and handle:
+            mention = mention.with_enrichment(reply_to=handle)
+        parsed.mentions.append(mention)
+    return parsed
 
 
 def check_body(body: Any) -> dict[str, Any]:
@@ -338,7 +368,8 @@ class BlueskyConnector:
     name = "bluesky"
 
     def specs(self, brand: Brand, settings: SourceSettings) -> list[QuerySpec]:
-        return keyword_specs(brand, "bluesky", "bsky")
+        # the brand's own accounts: their author feed holds the brand's replies
+        return keyword_specs(brand, "bluesky", "bsky") + own_specs(brand, "bluesky", "bsky-own")
 
     def parse(self, body: bytes, brand: Brand, query: str) -> Parsed:
         """The posts of one raw searchPosts response body."""
@@ -347,6 +378,15 @@ class BlueskyConnector:
     def pages(self, brand: Brand, spec: QuerySpec, cursor: Cursor, ctx: ScanContext) -> Iterator[Page]:
         base = (ctx.settings.base_url or DEFAULT_HOST).rstrip("/")
         session = Session(ctx, base)
+        if spec.params.get("kind") == "own":
+            yield from own_account_pages(
+                lambda token: self._author_feed(session, base, brand, spec, token, ctx),
+                brand,
+                "bluesky",
+                cursor,
+                ctx,
+            )
+            return
         queries = brand_queries(brand)
         position = cursor.position
         since = _time(position.get("since"))
@@ -398,6 +438,27 @@ class BlueskyConnector:
             if not resumed:
                 return
 
+    def _author_feed(
+        self, session: Session, base: str, brand: Brand, spec: QuerySpec, token: str | None, ctx: ScanContext
+    ) -> AccountPage:
+        """One page of the account's posts and replies (`filter=posts_with_replies`), newest first."""
+        params: dict[str, Any] = {
+            "actor": spec.params["account"],
+            "filter": "posts_with_replies",
+            "limit": PAGE_LIMIT,
+        }
+        if token:
+            params["cursor"] = token
+        response = _xrpc_get(session, base + AUTHOR_FEED, params, ctx, f"{spec.label!r}")
+        if response is None:  # the cursor was refused: read again from the newest (seen posts are skipped)
+            response = _xrpc_get(session, base + AUTHOR_FEED, {**params, "cursor": None}, ctx, spec.label)
+        assert response is not None
+        body = json_body(response.content, "bluesky")
+        if not isinstance(body, dict) or not isinstance(body.get("feed"), list):
+            raise SourceError("bluesky: getAuthorFeed response has no 'feed' list")
+        following = body.get("cursor") if isinstance(body.get("cursor"), str) else None
+        return AccountPage(parse_feed(body["feed"], brand), len(body["feed"]), following)
+
     @staticmethod
     def _search(
         session: Session,
@@ -416,31 +477,41 @@ class BlueskyConnector:
         }
         if cursor:
             params["cursor"] = cursor
-        renewed = False
-        while True:
-            response = ctx.http.get(
-                base + SEARCH,
-                params=params,
-                headers={"Authorization": f"Bearer {session.access_jwt()}", "Accept": "application/json"},
-            )
-            if response.status_code == 200:
-                return response
-            error = _xrpc_error(response)
-            if response.status_code in (400, 401) and error in TOKEN_ERRORS and not renewed:
-                session.renew()  # revoked or expired early: refresh (or log in) once and retry
-                renewed = True
-                continue
-            if response.status_code == 400 and cursor and error not in TOKEN_ERRORS:
-                return None
-            if response.status_code == 403:
-                raise SourceError(
-                    f"bluesky: search refused by {urlsplit(base).netloc} (HTTP 403 {error or 'Forbidden'})",
-                    status=403,
-                )
+        return _xrpc_get(session, base + SEARCH, params, ctx, f"{spec.label!r}")
+
+
+def _xrpc_get(
+    session: Session, url: str, params: dict[str, Any], ctx: ScanContext, what: str
+) -> requests.Response | None:
+    """One authorised XRPC GET, the session renewed once if the server calls it expired; None when the
+    request's `cursor` was refused (HTTP 400 not about the token); SourceError otherwise."""
+    params = {k: v for k, v in params.items() if v is not None}
+    renewed = False
+    while True:
+        response = ctx.http.get(
+            url,
+            params=params,
+            headers={"Authorization": f"Bearer {session.access_jwt()}", "Accept": "application/json"},
+        )
+        if response.status_code == 200:
+            return response
+        error = _xrpc_error(response)
+        if response.status_code in (400, 401) and error in TOKEN_ERRORS and not renewed:
+            session.renew()  # revoked or expired early: refresh (or log in) once and retry
+            renewed = True
+            continue
+        if response.status_code == 400 and params.get("cursor") and error not in TOKEN_ERRORS:
+            return None
+        if response.status_code == 403:
+            call = "search" if url.endswith(SEARCH) else "author feed"
             raise SourceError(
-                f"bluesky: HTTP {response.status_code}{' ' + error if error else ''} for {spec.label!r}",
-                status=response.status_code,
+                f"bluesky: {call} refused by {urlsplit(url).netloc} (HTTP 403 {error or 'Forbidden'})",
+                status=403,
             )
+        raise SourceError(
+            f"bluesky: HTTP {response.status_code}{' ' + error if error else ''} for {what}",
+            status=response.status_code,
+        )
 
 
 def _time(value: Any) -> datetime | None:

@@ -21,6 +21,7 @@ Two streams per Page in `brand.facebook_pages`, each with its own cursor:
 
 The one exception to the local re-check: comments on the brand's own Page are about the brand by
 definition, so every comment is stored (query "page:<page id>"), after the same text cleaning.
+The Page's own comments (`from` the Page's id) are the brand's replies: stored marked `own`.
 
 Throttling is an error body with code 4, 17, 32, 613 or 80001 (not necessarily a 429): a
 SourceError waiting `estimated_time_to_regain_access` (minutes) from X-Business-Use-Case-Usage,
@@ -48,7 +49,9 @@ from . import (
     Parsed,
     QuerySpec,
     ScanContext,
+    as_own,
     brand_queries,
+    is_own_post,
     json_body,
     prune_recent,
     select,
@@ -123,6 +126,8 @@ def normalise(
     raw = {"kind": "comment" if post_id else "post"}
     if page_id:
         raw["page"] = page_id
+    if isinstance(sender.get("id"), str) and sender["id"]:
+        raw["author_id"] = sender["id"]  # a Page's own comment comes from the Page's id
     return Mention(
         source="facebook",
         native_id=native_id,
@@ -370,11 +375,12 @@ class FacebookConnector:
                         "skipped malformed item",
                         extra={"source": "facebook", "brand": brand.id, "reason": reason},
                     )
-                # every comment on the brand's own Page is kept: no query re-check (see the module notes)
+                # every comment on the brand's own Page is kept: no query re-check (see the module notes);
+                # the Page's own comments are its replies
                 for mention, created in zip(parsed.mentions, stamps, strict=True):
                     if created < floor or mention.id in recent:
                         continue
-                    page.mentions.append(mention)
+                    page.mentions.append(as_own(mention) if is_own_post(brand, mention) else mention)
                     recent[mention.id] = created
                     high = created if high is None else max(high, created)
                 following = next_params(body)

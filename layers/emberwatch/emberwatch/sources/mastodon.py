@@ -6,7 +6,11 @@ posts that federated to it. Streams per brand:
 - one per hashtag: `GET /api/v1/timelines/tag/:hashtag`;
 - one per native keyword search (`Query.native_keywords()`), only when the credentials secret
   has `access_token` (unauthenticated full-text search returns no statuses):
-  `GET /api/v2/search?type=statuses&resolve=false&q=...` with `Authorization: Bearer`.
+  `GET /api/v2/search?type=statuses&resolve=false&q=...` with `Authorization: Bearer`;
+- one per own account (`own_accounts.mastodon`, `user@domain`): `GET /api/v1/accounts/lookup`,
+  then `GET /api/v1/accounts/:id/statuses?exclude_reblogs=true` newest first (`own_account_pages`).
+  A reply names its parent by an instance-local id only, so each new reply is placed in its
+  thread with `GET /api/v1/statuses/:id/context`: parent and root by `uri`, the parent's author.
 
 Every status is re-checked locally against the brand's queries: a hashtag post that does not
 match any query is counted `not_matching`, not stored.
@@ -51,6 +55,7 @@ from ..http import SourceError
 from ..models import Author, Cursor, Engagement, Mention, parse_iso, utc_iso
 from ..text import html_to_text
 from . import (
+    AccountPage,
     Page,
     Parsed,
     QuerySpec,
@@ -58,6 +63,8 @@ from . import (
     brand_queries,
     json_body,
     keyword_specs,
+    own_account_pages,
+    own_specs,
     select,
     stable_key,
 )
@@ -138,7 +145,7 @@ def normalise(item: Any, brand: Brand, query: str) -> Mention:
     followers = account.get("followers_count")
     url = status.get("url") if isinstance(status.get("url"), str) and status.get("url") else uri
     parent = status.get("in_reply_to_id")
-    raw: dict[str, Any] = {"status_id": _local_id(status)}
+    raw: dict[str, Any] = {"status_id": _local_id(status), "author_id": full_acct(account)}
     if reblogger:
         raw["reblogged_by"] = reblogger
     return Mention(
@@ -162,7 +169,34 @@ def normalise(item: Any, brand: Brand, query: str) -> Mention:
             replies=_count(status, "replies_count"),
         ),
         parent_id=f"mastodon:{parent}" if isinstance(parent, str | int) and str(parent) else None,
+        # a status that answers nothing is the root of its own thread (a reply's root needs its context)
+        conversation_id=None if parent else f"mastodon:{uri.strip()}",
         raw=raw,
+    )
+
+
+def full_acct(account: dict[str, Any]) -> str:
+    """`user@domain` for every account: a local account's `acct` has no domain, its `url` has."""
+    acct = str(account.get("acct", "")).lstrip("@")
+    if "@" in acct:
+        return acct
+    host = urlsplit(account["url"]).netloc if isinstance(account.get("url"), str) else ""
+    return f"{acct}@{host}" if host else acct
+
+
+def with_context(mention: Mention, body: Any) -> Mention:
+    """A reply placed in its thread from `GET /api/v1/statuses/:id/context`: its parent and the thread's
+    root by `uri` (the ids the mentions are stored under) and the author it answers."""
+    ancestors = body.get("ancestors") if isinstance(body, dict) else None
+    chain = [a for a in ancestors or [] if isinstance(a, dict) and isinstance(a.get("uri"), str)]
+    if not chain:
+        return mention
+    parent, root = chain[-1], chain[0]  # ancestors come root first
+    account = parent.get("account") if isinstance(parent.get("account"), dict) else {}
+    return mention.with_enrichment(
+        parent_id=f"mastodon:{parent['uri']}",
+        conversation_id=f"mastodon:{root['uri']}",
+        reply_to=account.get("acct") if isinstance(account.get("acct"), str) else None,
     )
 
 
@@ -239,7 +273,8 @@ class MastodonConnector:
         ]
         # search streams are listed always; `pages` reads them only when the secret has a token
         specs += keyword_specs(brand, "mastodon", "msearch", kind="search")
-        return specs
+        # the brand's own accounts: their statuses are the brand's replies
+        return specs + own_specs(brand, "mastodon", "mown")
 
     def parse(self, body: bytes, brand: Brand, query: str) -> Parsed:
         """The statuses of one timeline or search response body (a reblog yields the original)."""
@@ -247,6 +282,9 @@ class MastodonConnector:
 
     def pages(self, brand: Brand, spec: QuerySpec, cursor: Cursor, ctx: ScanContext) -> Iterator[Page]:
         base = (ctx.settings.base_url or DEFAULT_INSTANCE).rstrip("/")
+        if spec.params.get("kind") == "own":
+            yield from self._own_pages(brand, spec, cursor, ctx, base)
+            return
         search = spec.params.get("kind") == "search"
         headers: dict[str, str] = {"Accept": "application/json"}
         if search:
@@ -305,6 +343,49 @@ class MastodonConnector:
             if not resumed:
                 return
 
+    # ------------------------------------------------------------------ the brand's own account
+
+    def _own_pages(
+        self, brand: Brand, spec: QuerySpec, cursor: Cursor, ctx: ScanContext, base: str
+    ) -> Iterator[Page]:
+        """`GET /api/v1/accounts/lookup?acct=`, then the account's statuses newest first (`max_id`);
+        each new reply is placed in its thread with `GET /api/v1/statuses/:id/context`."""
+        headers = {"Accept": "application/json"}
+        token = ctx.secret().get("access_token")
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        account = _get_json(ctx, f"{base}/api/v1/accounts/lookup", {"acct": spec.params["account"]}, headers)
+        if not isinstance(account, dict) or not isinstance(account.get("id"), str | int):
+            raise SourceError(f"mastodon: account lookup for {spec.params['account']!r} answered no id")
+        statuses_url = f"{base}/api/v1/accounts/{quote(str(account['id']), safe='')}/statuses"
+
+        def fetch(max_id: str | None) -> AccountPage:
+            params: dict[str, Any] = {"limit": PAGE_LIMIT, "exclude_reblogs": "true"}
+            if max_id:
+                params["max_id"] = max_id
+            response = ctx.http.get(statuses_url, params=params, headers=headers)
+            if response.status_code != 200:
+                raise _status_error(response, spec.label, base)
+            statuses = statuses_of(json_body(response.content, "mastodon"))
+            ids = [i for i in (_local_id(s) for s in statuses if isinstance(s, dict)) if i]
+            has_link, following = _next_max_id(response)
+            if not has_link and ids:
+                following = min(ids, key=id_key)
+            return AccountPage(_batch(statuses, brand, "", None, None).parsed, len(statuses), following)
+
+        def resolve(mentions: list[Mention]) -> list[Mention]:
+            placed = []
+            for mention in mentions:
+                status_id = mention.raw.get("status_id")
+                if mention.parent_id and status_id:
+                    url = f"{base}/api/v1/statuses/{quote(str(status_id), safe='')}/context"
+                    body = _get_json(ctx, url, {}, headers, missing_ok=True)
+                    mention = with_context(mention, body) if body is not None else mention
+                placed.append(mention)
+            return placed
+
+        yield from own_account_pages(fetch, brand, "mastodon", cursor, ctx, resolve=resolve)
+
     @staticmethod
     def _fetch(
         base: str, spec: QuerySpec, headers: dict[str, str], floor: str | None, resume: Any, ctx: ScanContext
@@ -348,6 +429,27 @@ class MastodonConnector:
             f"mastodon: HTTP {response.status_code}{detail} for {spec.label!r} on {host}",
             status=response.status_code,
         )
+
+
+def _get_json(
+    ctx: ScanContext, url: str, params: dict[str, Any], headers: dict[str, str], *, missing_ok: bool = False
+) -> Any:
+    """One GET's JSON body; None for a 404 when `missing_ok` (a deleted status); SourceError otherwise."""
+    response = ctx.http.get(url, params=params, headers=headers)
+    if response.status_code == 404 and missing_ok:
+        logger.info("mastodon status gone; its reply is stored unplaced", extra={"url": urlsplit(url).path})
+        return None
+    if response.status_code != 200:
+        raise _status_error(response, urlsplit(url).path, url)
+    return json_body(response.content, "mastodon")
+
+
+def _status_error(response: requests.Response, what: str, url: str) -> SourceError:
+    host = urlsplit(url).netloc
+    return SourceError(
+        f"mastodon: HTTP {response.status_code}{_error_detail(response)} for {what} on {host}",
+        status=response.status_code,
+    )
 
 
 def _error_detail(response: requests.Response) -> str:

@@ -1,8 +1,10 @@
 """Reddit through the OAuth API: post search (`/search`, newest first) and subreddits' newest comments.
 
 Streams per brand: one search per query (translated to Reddit's syntax: "phrase", AND/OR/NOT,
-parentheses; Reddit has no language filter, so lang: is left to the local re-check), and one
-`/r/{sub}/comments` stream per configured subreddit (comments matched locally). Tokens come
+parentheses; Reddit has no language filter, so lang: is left to the local re-check), one
+`/r/{sub}/comments` stream per configured subreddit (comments matched locally), and one
+`/user/{name}/comments?sort=new` stream per own account (the brand's replies, kept whatever
+they say). Tokens come
 from `POST /api/v1/access_token` (client credentials, or the password grant for script apps)
 and are kept in the token store until they expire; a 401 fetches a new one once.
 
@@ -45,6 +47,7 @@ from . import (
     ScanContext,
     brand_queries,
     json_body,
+    own_specs,
     select,
     stable_key,
 )
@@ -200,6 +203,8 @@ def normalise(child: Any, brand: Brand, query: str) -> Mention:
         conversation_id=f"reddit:{link_id}"
         if is_comment and link_id
         else (None if is_comment else f"reddit:{name}"),
+        # a comment on the post itself answers the post's author (`link_author` on comment listings)
+        reply_to=(_text(data, "link_author") or None) if is_comment and parent == link_id else None,
         raw={
             "kind": "comment" if is_comment else "post",
             "subreddit": subreddit,
@@ -276,6 +281,9 @@ class RedditConnector:
                 key,
                 QuerySpec(key=key, label=f"r/{sub} comments", params={"kind": "comments", "subreddit": sub}),
             )
+        # the brand's own accounts: their newest comments are the brand's replies
+        for spec in own_specs(brand, "reddit", "reddit-own"):
+            specs.setdefault(spec.key, spec)
         return list(specs.values())
 
     def pages(self, brand: Brand, spec: QuerySpec, cursor: Cursor, ctx: ScanContext) -> Iterator[Page]:
@@ -284,6 +292,10 @@ class RedditConnector:
             queries = [parse_query(spec.params["query"])]
             path = "/search"
             fixed = {"q": spec.params["native"], "sort": "new", "t": "day", "type": "link"}
+        elif spec.params["kind"] == "own":
+            queries = []  # `select` keeps the account's comments as the brand's own, whatever they say
+            path = f"/user/{spec.params['account']}/comments"
+            fixed = {"sort": "new"}
         else:
             queries = brand_queries(brand)
             path = f"/r/{spec.params['subreddit']}/comments"

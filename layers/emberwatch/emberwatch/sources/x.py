@@ -219,6 +219,8 @@ def normalise(post: Any, users: dict[str, dict[str, Any]], brand: Brand, query: 
         ),
         parent_id=f"x:{replied_to}" if replied_to else None,
         conversation_id=f"x:{conversation}" if isinstance(conversation, str) and conversation else None,
+        # the user a reply answers, by id: care tracking matches it to the waiting mentions' author_id
+        reply_to=post["in_reply_to_user_id"] if isinstance(post.get("in_reply_to_user_id"), str) else None,
         raw={
             "kind": kind,
             "referenced": references,

@@ -14,6 +14,10 @@ Two kinds of stream per brand, each with its own cursor:
   comments older than the watermark. Position {"since", "high", "page_token", "recent"}:
   `page_token` resumes a walk cut short; when the walk ends, `since` moves to the newest comment.
   Top-level comments only; they are matched locally against all of the brand's queries.
+- own replies, one per channel when the brand lists `own_accounts.youtube`: the same threads with
+  `part=snippet,replies`, back to threads started REPLY_WINDOW before the watermark (a reply comes
+  after its thread); the replies by the brand's channel are kept (`own_account_pages`). A thread
+  carries at most a few of its replies, so a brand reply below many others can be missed.
 
 Quota: 10,000 units a day per project, and a search costs 100 (comment and statistics pages 1).
 A run reads at most `MAX_SEARCH_PAGES` search pages per stream (and `max_pages` in any case).
@@ -43,6 +47,7 @@ from ..models import Author, Cursor, Engagement, Mention, parse_iso
 from ..query import parse_query
 from ..text import html_to_text
 from . import (
+    AccountPage,
     Page,
     Parsed,
     QuerySpec,
@@ -50,6 +55,7 @@ from . import (
     brand_queries,
     json_body,
     keyword_specs,
+    own_account_pages,
     prune_recent,
     select,
     stable_key,
@@ -68,6 +74,7 @@ RECENT_IDS = 500
 QUOTA_REASONS = frozenset({"quotaExceeded", "dailyLimitExceeded"})
 RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 RATE_LIMIT_WAIT = 60.0
+REPLY_WINDOW = 3 * 24 * 3600  # the brand's replies are looked for on threads started this long before
 
 
 class MalformedItem(ValueError):
@@ -148,6 +155,8 @@ def normalise_comment(item: dict[str, Any], brand: Brand, query: str) -> Mention
     if not text:
         raise MalformedItem(f"comment {comment_id} has no text")
     author = _text(comment.get("authorDisplayName")) or "YouTube user"
+    channel = comment.get("authorChannelId")
+    author_id = channel.get("value") if isinstance(channel, dict) else None
     return Mention(
         source="youtube",
         native_id=f"comment:{comment_id}",
@@ -162,8 +171,45 @@ def normalise_comment(item: dict[str, Any], brand: Brand, query: str) -> Mention
         ),
         parent_id=f"youtube:{video_id}",
         conversation_id=f"youtube:{video_id}",
-        raw={"kind": "comment", "video_id": video_id, "channel_id": snippet.get("channelId")},
+        raw={
+            "kind": "comment",
+            "video_id": video_id,
+            "channel_id": snippet.get("channelId"),
+            "author_id": author_id if isinstance(author_id, str) else None,
+        },
     )
+
+
+def normalise_replies(item: Any, brand: Brand) -> tuple[Parsed, int | None]:
+    """The replies a comment thread carries (`replies.comments`, part=replies) as mentions answering
+    the thread's top-level comment, and when that comment was made (epoch): the thread's place in
+    the listing."""
+    parsed = Parsed()
+    try:
+        if not isinstance(item, dict):
+            raise MalformedItem(f"item is {type(item).__name__}, not an object")
+        thread = normalise_comment(item, brand, "")
+    except MalformedItem as exc:
+        parsed.skipped.append(str(exc))
+        return parsed, None
+    replies = item.get("replies") if isinstance(item.get("replies"), dict) else {}
+    for reply in replies.get("comments") or []:
+        try:
+            wrapper = {"topLevelComment": reply, "videoId": thread.raw["video_id"]}
+            mention = normalise_comment({"kind": "youtube#commentThread", "snippet": wrapper}, brand, "")
+        except MalformedItem as exc:
+            parsed.skipped.append(str(exc))
+            continue
+        parsed.mentions.append(
+            mention.with_enrichment(
+                parent_id=f"youtube:{thread.native_id}",
+                conversation_id=thread.conversation_id,
+                reply_to=thread.raw.get("author_id") or thread.author.handle,
+                engagement=Engagement(likes=mention.engagement.likes),
+                raw={**mention.raw, "kind": "reply", "thread": thread.native_id},
+            )
+        )
+    return parsed, int(thread.created_at.timestamp())
 
 
 def parse_items(items: list[Any], brand: Brand, query: str) -> Parsed:
@@ -254,6 +300,19 @@ class YouTubeConnector:
                     params={"kind": "channel", "channel": channel},
                 )
             )
+        # the brand's replies: threads of its channels (and of own accounts given as channel ids)
+        # read with their replies; `select` keeps the replies by the brand's own channel
+        own = brand.own_accounts.get("youtube", ())
+        if own:
+            channels = [*brand.youtube_channels, *(a for a in own if a.startswith("UC"))]
+            for channel in dict.fromkeys(channels):
+                specs.append(
+                    QuerySpec(
+                        key=stable_key("yt-own", channel),
+                        label=f"own replies on channel {channel}",
+                        params={"kind": "own", "channel": channel},
+                    )
+                )
         return specs
 
     def pages(self, brand: Brand, spec: QuerySpec, cursor: Cursor, ctx: ScanContext) -> Iterator[Page]:
@@ -261,6 +320,8 @@ class YouTubeConnector:
         base = (ctx.settings.base_url or BASE_URL).rstrip("/")
         if spec.params["kind"] == "channel":
             yield from self._comment_pages(brand, spec, cursor, ctx, base, key)
+        elif spec.params["kind"] == "own":
+            yield from self._reply_pages(brand, spec, cursor, ctx, base, key)
         else:
             yield from self._search_pages(brand, spec, cursor, ctx, base, key)
 
@@ -370,22 +431,7 @@ class YouTubeConnector:
         recent: dict[str, int] = dict(position.get("recent", {}))
         pages_read = 0
         while pages_read < ctx.settings.max_pages and ctx.time_left():
-            params: dict[str, Any] = {
-                "part": "snippet",
-                "allThreadsRelatedToChannelId": spec.params["channel"],
-                "order": "time",
-                "maxResults": COMMENT_PAGE_SIZE,
-                "textFormat": "html",
-            }
-            if token:
-                params["pageToken"] = token
-            try:
-                body = self._get(ctx, f"{base}/commentThreads", params, key, spec.label)
-            except InvalidPageToken:
-                if not token:
-                    raise
-                token = None  # restart the walk from the newest comment; seen ids are skipped
-                continue
+            body = self._threads(ctx, base, key, spec, token, "snippet")
             pages_read += 1
             items = body["items"]
             parsed = parse_items(items, brand, "")
@@ -416,6 +462,49 @@ class YouTubeConnector:
                 "recent": _prune(recent, since),
             }
             yield page
+
+    # ------------------------------------------------------------------ the brand's replies
+
+    def _reply_pages(
+        self, brand: Brand, spec: QuerySpec, cursor: Cursor, ctx: ScanContext, base: str, key: str
+    ) -> Iterator[Page]:
+        """`commentThreads.list?part=snippet,replies`, newest threads first, back to the threads started
+        REPLY_WINDOW before the watermark; the replies by the brand's channel are kept."""
+
+        def fetch(token: str | None) -> AccountPage:
+            body = self._threads(ctx, base, key, spec, token, "snippet,replies")
+            parsed, oldest = Parsed(), None
+            for item in body["items"]:
+                replies, started = normalise_replies(item, brand)
+                parsed.mentions += replies.mentions
+                parsed.skipped += replies.skipped
+                oldest = started if oldest is None or (started is not None and started < oldest) else oldest
+            return AccountPage(parsed, len(body["items"]), body.get("nextPageToken"), oldest)
+
+        yield from own_account_pages(fetch, brand, "youtube", cursor, ctx, reach_back=REPLY_WINDOW)
+
+    def _threads(
+        self, ctx: ScanContext, base: str, key: str, spec: QuerySpec, token: str | None, part: str
+    ) -> dict[str, Any]:
+        """One `commentThreads.list` page of the channel, newest first; a page token the API no longer
+        takes restarts the walk from the newest thread (the ids already seen are skipped)."""
+        params: dict[str, Any] = {
+            "part": part,
+            "allThreadsRelatedToChannelId": spec.params["channel"],
+            "order": "time",
+            "maxResults": COMMENT_PAGE_SIZE,
+            "textFormat": "html",
+        }
+        if token:
+            try:
+                return self._get(
+                    ctx, f"{base}/commentThreads", {**params, "pageToken": token}, key, spec.label
+                )
+            except InvalidPageToken:
+                logger.info(
+                    "youtube page token refused; reading from the newest", extra={"stream": spec.label}
+                )
+        return self._get(ctx, f"{base}/commentThreads", params, key, spec.label)
 
     # ------------------------------------------------------------------ HTTP
 
