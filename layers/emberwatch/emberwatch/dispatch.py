@@ -275,10 +275,10 @@ def scan_job(runtime: Runtime, job: Job, http: Any, config: AppConfig) -> ScanRe
 
 def scan_batch(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Scan an SQS batch of jobs; failed ones come back as `batchItemFailures` for SQS to redeliver."""
-    from aws_lambda_powertools.metrics import EphemeralMetrics
     from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 
     from .http import HttpClient
+    from .observability import separate_metrics
 
     remaining = context.get_remaining_time_in_millis()
     deadline = time.monotonic() + max(JOB_MIN_SECONDS, (remaining - JOB_SAFETY_MS) / 1000)
@@ -316,7 +316,7 @@ def scan_batch(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[st
     )
     for source, values in totals.items():
         # one EMF document per source: the batch mixes sources, the shared Metrics has one dimension set
-        source_metrics = EphemeralMetrics(namespace="Emberwatch", service="emberwatch")
+        source_metrics = separate_metrics()  # the stage dimension like every metric
         source_metrics.add_dimension(name="source", value=source)
         for name, value in values.items():
             source_metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
