@@ -553,6 +553,15 @@ def forget(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------ the parsers
 
 
+def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
+    """One brand on one source, the configuration and the credentials to scan it with, the deployment."""
+    parser.add_argument("--brand", required=True, help="brand id from the configuration")
+    parser.add_argument("--source", required=True, help="x, facebook, reddit, hackernews, mastodon, ...")
+    parser.add_argument("--config", help="a local YAML configuration instead of the deployed parameter")
+    parser.add_argument("--secret", help="credentials secret (default: stack output, $CREDENTIALS_SECRET)")
+    add_target_arguments(parser, table=True, parameter=True)
+
+
 def add_commands(commands: Any, config_commands: Any) -> None:
     """Register config push, scan, backfill, status and forget on the `emberwatch` parser."""
     codes = (
@@ -578,14 +587,10 @@ def add_commands(commands: Any, config_commands: Any) -> None:
         "function's own path (cursors, counts, the run record) against the deployed table. " + codes,
     )
     scan.add_argument("--once", action="store_true", required=True, help="one scan, then exit (required)")
-    scan.add_argument("--brand", required=True, help="brand id from the configuration")
-    scan.add_argument("--source", required=True, help="x, facebook, reddit, hackernews, mastodon, ...")
-    scan.add_argument("--config", help="a local YAML configuration instead of the deployed parameter")
+    add_stream_arguments(scan)
     scan.add_argument("--store", action="store_true", help="store into the deployed table (cursors move)")
     scan.add_argument("--format", choices=("table", "json"), default="table", help="output (default table)")
     scan.add_argument("--max-seconds", type=int, default=120, help="time budget (default 120)")
-    scan.add_argument("--secret", help="credentials secret (default: stack output, $CREDENTIALS_SECRET)")
-    add_target_arguments(scan, table=True, parameter=True)
     scan.set_defaults(func=scan_once)
 
     back = commands.add_parser(
@@ -597,12 +602,8 @@ def add_commands(commands: Any, config_commands: Any) -> None:
         "stderr. " + codes,
     )
     back.add_argument("--since", required=True, help="date (2025-01-31) or ISO 8601 time to reach back to")
-    back.add_argument("--brand", required=True, help="brand id from the configuration")
-    back.add_argument("--source", required=True, help="x, facebook, reddit, hackernews, mastodon, ...")
-    back.add_argument("--config", help="a local YAML configuration instead of the deployed parameter")
+    add_stream_arguments(back)
     back.add_argument("--max-minutes", type=int, default=60, help="time budget (default 60)")
-    back.add_argument("--secret", help="credentials secret (default: stack output, $CREDENTIALS_SECRET)")
-    add_target_arguments(back, table=True, parameter=True)
     back.set_defaults(func=backfill)
 
     stat = commands.add_parser(
