@@ -84,6 +84,12 @@ deploy: build ## sam deploy (STAGE=dev|prod; first time also SENDER_EMAIL=..., o
 	$(SAM) deploy --config-env $(STAGE) --parameter-overrides Stage=$(STAGE) \
 		$(if $(SENDER_EMAIL),SenderEmail=$(SENDER_EMAIL)) $(if $(ALERT_EMAIL),AlertEmail=$(ALERT_EMAIL))
 
+.PHONY: reliability
+# Not part of `make test` (the `reliability` marker is deselected there): a few minutes of faults,
+# crashes and hostile input. The last line is `reliability cases=<N> lost=<N> duplicates=<N>`.
+reliability: venv ## fault, crash and bad-input suite; prints a table (lost and duplicates must be 0)
+	$(VENV)/bin/python bench/reliability.py
+
 .PHONY: bench bench-coldstart bench-ingest bench-enrich
 
 bench: bench-coldstart bench-ingest bench-enrich ## every benchmark; each ends with one summary line
@@ -97,6 +103,15 @@ bench-ingest: venv ## parse, match and store 10,000 mentions against moto (ms pe
 
 bench-enrich: venv ## tone and theme of 400 hand-labelled mentions (accuracy, macro F1) and CPU ms per mention
 	$(VENV)/bin/python bench/enrich_eval.py
+
+.PHONY: scale cost
+
+# queue mode at scale: dispatcher + scan workers against moto, 8 sources in their real formats (docs/scale.md)
+scale: venv ## dispatch and scan 100 brands x 8 sources in one 5-minute period, locally (about 2-4 minutes)
+	$(VENV)/bin/python -m sim.scale --json out/scale.json
+
+cost: venv ## monthly AWS cost at 1k, 100k and 1M mentions a day from out/scale.json (docs/cost.md)
+	$(VENV)/bin/python bench/cost.py --scale out/scale.json
 
 clean:
 	rm -rf .aws-sam out .pytest_cache

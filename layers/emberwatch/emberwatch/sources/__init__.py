@@ -129,6 +129,8 @@ def json_body(body: bytes | str, source: str) -> Any:
             body = body.decode("utf-8", errors="replace")
     try:
         return json.loads(body)
+    except RecursionError:
+        raise SourceError(f"{source}: response body is nested too deeply to read") from None
     except ValueError:
         start = body[:40] if isinstance(body, str) else body[:40].decode("utf-8", "replace")
         what = "an HTML page" if start.lstrip().lower().startswith(("<!doctype", "<html")) else "not JSON"
