@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -236,6 +237,29 @@ def test_forget_deletes_the_authors_posts_and_derived_items_once(aws, stack, sto
     assert "0 mentions" in capsys.readouterr().out
 
 
+def test_forget_removes_the_author_from_the_digest_rollups(aws, stack, store, capsys):
+    # Given a well-followed author whose post is an influential voice and a theme example in the rollup
+    table = stack.physical["MentionsTable"]["Ref"]
+    famous = replace(
+        post(1, "BigVoice", NOW - timedelta(hours=3), text="Acme Widgets outage, support never answers"),
+        author=Author("BigVoice", "Big Voice", followers=90_000),
+        theme="issue",
+    )
+    store.store_mentions([famous, post(2, "alice", NOW - timedelta(hours=3), text="Acme Widgets outage too")])
+    dynamo = aws.client("dynamodb")
+
+    def rollup_text() -> str:
+        items = dynamo.scan(TableName=table, ConsistentRead=True)["Items"]
+        return json.dumps([i for i in items if i["pk"]["S"].startswith("R#")])
+
+    assert "bigvoice" in rollup_text().lower()
+
+    assert main(["forget", "--author", "bigvoice", "--source", "hackernews", "--table", table]) == 0
+
+    assert "bigvoice" not in rollup_text().lower()
+    assert "rollup entries" in capsys.readouterr().out
+
+
 def test_forget_limited_to_another_brand_touches_nothing(aws, stack, store, capsys):
     table = stack.physical["MentionsTable"]["Ref"]
     store.store_mentions([post(1, "mallory", NOW - timedelta(hours=2))])
@@ -258,10 +282,8 @@ def test_scan_once_prints_what_it_finds_and_stores_nothing(aws, stack, store, co
     calls: list[dict] = []
     serve_hn({'"acme widgets"': [hn_page()]}, calls)
 
-    code = main(
-        ["scan", "--once", "--brand", "acme", "--source", "hackernews", "--config", str(config_file)]
-        + ["--format", "json"]
-    )
+    args = ["scan", "--once", "--brand", "acme", "--source", "hackernews", "--config", str(config_file)]
+    code = main([*args, "--format", "json"])
 
     assert code == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -301,15 +323,20 @@ def test_backfill_reaches_back_to_the_date_and_stores_through_the_store(aws, sta
     assert "backfill hackernews" in captured.err  # the progress line
     # the connector was asked for everything since the date, not its usual last day
     first = calls[0]["numericFilters"]
-    assert f"created_at_i>={int(since.timestamp()) - 3600}" in first or str(int(since.timestamp()))[:6] in first
+    assert (
+        f"created_at_i>={int(since.timestamp()) - 3600}" in first or str(int(since.timestamp()))[:6] in first
+    )
     stored = list(store.mentions_between("acme", since, datetime(2024, 5, 14, tzinfo=UTC)))
     assert {m.author.handle for m in stored} == {"tptacekish", "jdoe"}
     # the live scan's cursor was not touched
     assert store.get_cursors("acme", "hackernews", ["x"])["x"].version == 0
     # a second backfill stores nothing twice
-    assert main(
-        ["backfill", "--since", "2024-05-01", "--brand", "acme", "--source", "hackernews", *names(stack)]
-    ) == 0
+    assert (
+        main(
+            ["backfill", "--since", "2024-05-01", "--brand", "acme", "--source", "hackernews", *names(stack)]
+        )
+        == 0
+    )
     assert "0 stored, 2 already stored" in capsys.readouterr().out
 
 
@@ -324,7 +351,16 @@ def test_backfill_rejects_a_bad_date(config_file, capsys):
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["config"], ["config", "push"], ["scan"], ["backfill"], ["status"], ["forget"], ["config", "validate"]],
+    [
+        [],
+        ["config"],
+        ["config", "push"],
+        ["scan"],
+        ["backfill"],
+        ["status"],
+        ["forget"],
+        ["config", "validate"],
+    ],
 )
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as info:
