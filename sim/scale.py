@@ -244,6 +244,7 @@ class PollerStats:
     records: int = 0
     scanned: int = 0
     failures: int = 0
+    errors: int = 0  # invocations that raised: their whole batch went back to the queue
     billed_ms: float = 0.0
     max_concurrent_by_source: Counter[str] = field(default_factory=Counter)
 
@@ -277,7 +278,7 @@ def poll(
                 MessageSystemAttributeNames=["All"],
             ).get("Messages", [])
             if not messages:
-                time.sleep(0.05)
+                time.sleep(0.25)  # Lambda long-polls; here an idle container waits a moment
                 continue
             sources = Counter({json.loads(m["Body"]).get("source", "?"): 1 for m in messages})
             with lock:
@@ -287,7 +288,13 @@ def poll(
                         stats.max_concurrent_by_source[source], running[source]
                     )
             started = time.monotonic()
-            response = invoke(index, lambda_sqs_event(messages, queue_arn))
+            try:
+                response = invoke(index, lambda_sqs_event(messages, queue_arn))
+            except Exception:
+                # the function failed (Powertools raises when every record failed): the whole batch returns
+                response = {"batchItemFailures": [{"itemIdentifier": m["MessageId"]} for m in messages]}
+                with lock:
+                    stats.errors += 1
             elapsed = time.monotonic() - started
             failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
             done = [m for m in messages if m["MessageId"] not in failed]
@@ -325,15 +332,103 @@ def _load(name: str, function: str) -> Any:
     return module
 
 
-def count_calls(client: Any, counter: Counter[str], lock: threading.Lock) -> Any:
-    """Count a boto3 client's API requests per service.operation (for the cost model)."""
+def item_bytes(item: Any) -> int:
+    """An item's size as DynamoDB bills it, approximately: attribute names plus values (DynamoDB JSON)."""
+    if not isinstance(item, dict):
+        return 0
 
-    def before(model: Any, **_: Any) -> None:
-        with lock:
-            counter[f"{model.service_model.service_name}.{model.name}"] += 1
+    def value(v: dict[str, Any]) -> int:
+        ((kind, data),) = v.items()
+        if kind in ("S", "B"):
+            return len(data.encode() if isinstance(data, str) else data)
+        if kind == "N":
+            return len(data) // 2 + 1
+        if kind in ("L",):
+            return 3 + sum(1 + value(x) for x in data)
+        if kind == "M":
+            return 3 + sum(len(k.encode()) + 1 + value(x) for k, x in data.items())
+        if kind in ("SS", "NS", "BS"):
+            return sum(len(str(x)) for x in data)
+        return 1
 
-    client.meta.events.register("before-call.*.*", before)
-    return client
+    return sum(
+        len(name.encode()) + value(v) for name, v in item.items() if isinstance(v, dict) and len(v) == 1
+    )
+
+
+def _units(size: int, unit: int) -> int:
+    return max(1, -(-size // unit))
+
+
+class CapacityMeter:
+    """Counts a boto3 client's requests per service.operation, and estimates DynamoDB capacity units.
+
+    Write units: 1 per KB of each item written (an UpdateItem counts its key and new values, a lower
+    bound), doubled inside TransactWriteItems, plus one more write for a put that lands in the gsi1
+    index. Read units: one per key read (items here are under 4 KB), a query 1 per 4 KB returned.
+    """
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self.units: Counter[str] = Counter()  # wru, wru_mentions (transactions that put mentions), rru
+        self.lock = threading.Lock()
+
+    def attach(self, client: Any) -> Any:
+        client.meta.events.register("provide-client-params.*.*", self._before)
+        client.meta.events.register("after-call.dynamodb.*", self._after)
+        return client
+
+    def _before(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        service = model.service_model.service_name
+        wru, mentions = 0, False
+        if service == "dynamodb":
+            if model.name == "PutItem":
+                wru = self._put(params["Item"])
+            elif model.name == "UpdateItem":
+                wru = _units(
+                    item_bytes(params["Key"]) + item_bytes(params.get("ExpressionAttributeValues")), 1024
+                )
+            elif model.name == "DeleteItem":
+                wru = 1
+            elif model.name in ("GetItem", "BatchGetItem"):
+                # a key read costs at least one unit, found or not (these items are all under 4 KB)
+                tables = params.get("RequestItems", {}).values()
+                keys = 1 if model.name == "GetItem" else sum(len(t["Keys"]) for t in tables)
+                with self.lock:
+                    self.units["rru"] += keys
+            elif model.name == "TransactWriteItems":
+                for action in params["TransactItems"]:
+                    ((kind, body),) = action.items()
+                    if kind == "Put":
+                        wru += 2 * _units(item_bytes(body["Item"]), 1024)
+                        wru += self._gsi(body["Item"])
+                        if body["Item"].get("pk", {}).get("S", "").startswith("M#"):
+                            mentions = True
+                            with self.lock:
+                                self.units["mention_items"] += 1
+                                self.units["mention_bytes"] += item_bytes(body["Item"])
+                    elif kind == "Update":
+                        size = item_bytes(body["Key"]) + item_bytes(body.get("ExpressionAttributeValues"))
+                        wru += 2 * _units(size, 1024)
+                    else:
+                        wru += 2
+        with self.lock:
+            self.calls[f"{service}.{model.name}"] += 1
+            self.units["wru_mentions" if mentions else "wru"] += wru
+
+    def _put(self, item: dict[str, Any]) -> int:
+        return _units(item_bytes(item), 1024) + self._gsi(item)
+
+    @staticmethod
+    def _gsi(item: dict[str, Any]) -> int:
+        return _units(item_bytes(item), 1024) if "gsi1pk" in item else 0
+
+    def _after(self, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        rru = 0.0
+        if model.name == "Query":
+            rru = _units(sum(item_bytes(i) for i in parsed.get("Items", [])), 4096)
+        with self.lock:
+            self.units["rru"] += rru
 
 
 # ---------------------------------------------------------------------- the run
@@ -357,6 +452,7 @@ def run(brands: int = 100, workers: int = 8, fail: int = 3, log_path: Path | Non
     from sim.traffic import generate
 
     motofix.apply()
+    motofix.skip_update_checks()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     moto.start()
@@ -368,8 +464,7 @@ def run(brands: int = 100, workers: int = 8, fail: int = 3, log_path: Path | Non
     generated.start()
     recorded = RecordedSources().start()
     log = io.StringIO()
-    calls: Counter[str] = Counter()
-    calls_lock = threading.Lock()
+    meter = CapacityMeter()
     try:
         session = boto3.Session(region_name="us-east-1")
         stack = provision(
@@ -399,16 +494,17 @@ def run(brands: int = 100, workers: int = 8, fail: int = 3, log_path: Path | Non
         def runtime() -> Runtime:
             rt = Runtime.from_env()
             for service in ("dynamodb", "sqs"):
-                count_calls(rt.client(service), calls, calls_lock)
+                meter.attach(rt.client(service))
             return rt
 
         # the dispatcher, as EventBridge Scheduler invokes it
         dispatcher = runtime()
         event = scheduled_event(None, NOW, kind="dispatch", every_minutes={"youtube": 5, "stackexchange": 5})
+        dispatch_started = time.monotonic()
         with contextlib.redirect_stdout(log):
             dispatched = dispatch_app.lambda_handler(event, LocalContext("dispatch"), runtime=dispatcher)
-        dispatch_s = time.monotonic() - started
-        dispatch_calls = Counter(calls)
+        dispatch_s = time.monotonic() - dispatch_started
+        dispatch_calls, dispatch_units = Counter(meter.calls), Counter(meter.units)
 
         recorded.fail_next(fail)  # a few jobs fail their first attempt: SQS redelivers them
         containers = [runtime() for _ in range(workers)]
@@ -424,10 +520,11 @@ def run(brands: int = 100, workers: int = 8, fail: int = 3, log_path: Path | Non
             )["Attributes"]
             return all(int(v) == 0 for v in attributes.values())
 
-        scan_started = time.monotonic()
-        with contextlib.redirect_stdout(log):  # EMF metrics, as they would go to CloudWatch Logs
+        scan_started, scan_cpu = time.monotonic(), time.process_time()
+        # EMF metrics and the batch processor's tracebacks, as they would go to CloudWatch Logs
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             stats = poll(sqs, queue_url, queue_arn, invoke, workers=workers, stop_when=finished)
-        scan_s = time.monotonic() - scan_started
+        scan_s, scan_cpu = time.monotonic() - scan_started, time.process_time() - scan_cpu
         dead = int(
             sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"])[
                 "Attributes"
@@ -440,11 +537,12 @@ def run(brands: int = 100, workers: int = 8, fail: int = 3, log_path: Path | Non
         recorded.stop()
         generated.stop()
         moto.stop()
+        log_bytes = len(log.getvalue().encode())
         if log_path:
             log_path.write_text(log.getvalue())
 
     wall = time.monotonic() - started
-    scan_calls = calls - dispatch_calls
+    scan_calls, scan_units = meter.calls - dispatch_calls, meter.units - dispatch_units
     summary = {
         "brands": brands,
         "sources": len(SOURCES),
@@ -456,6 +554,7 @@ def run(brands: int = 100, workers: int = 8, fail: int = 3, log_path: Path | Non
         "failed_attempts": stats.failures,
         "dead_lettered": dead,
         "invocations": stats.invocations,
+        "invocation_errors": stats.errors,
         "workers": workers,
         "max_concurrent_jobs_by_source": dict(stats.max_concurrent_by_source),
         "mentions": mentions,
@@ -464,9 +563,14 @@ def run(brands: int = 100, workers: int = 8, fail: int = 3, log_path: Path | Non
         "http_requests": dict(recorded.requests) | {"generated": len(generated.requests)},
         "aws_calls_dispatch": dict(dispatch_calls),
         "aws_calls_scan": dict(scan_calls),
+        "ddb_units_dispatch": {k: round(v, 1) for k, v in dispatch_units.items()},
+        "ddb_units_scan": {k: round(v, 1) for k, v in scan_units.items()},
+        "log_bytes": log_bytes,
         "dispatch_s": round(dispatch_s, 2),
         "scan_s": round(scan_s, 2),
         "lambda_billed_s": round(stats.billed_ms / 1000, 1),
+        # this process's CPU while scanning: the workers, and moto and the source servers serving them
+        "scan_cpu_s": round(scan_cpu, 1),
         "wall_s": round(wall, 1),
         "simulated": f"one {PERIOD_SECONDS // 60}-minute period from {NOW:%Y-%m-%d %H:%M} UTC",
     }
@@ -506,6 +610,7 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in summary.items():
         print(f"  {key:<30} {value}")
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(summary, indent=2))
     ok = (
         summary["scanned"] + summary["dead_lettered"] == summary["jobs"]

@@ -5,9 +5,9 @@ For installs whose brands x sources x queries outgrow one invocation per source.
 
 - `MessageDeduplicationId` is the job id `<brand>/<source>/<stream>/<period start>`: a retried
   dispatcher within SQS's 5-minute deduplication window enqueues nothing twice;
-- `MessageGroupId` is `<source>-<slot>`, with `SOURCE_CONCURRENCY[source]` slots per source: SQS
-  hands out one message group at a time, so at most that many jobs of a source run at once,
-  whatever Lambda's total concurrency (see docs/scale.md for the numbers and why).
+- `MessageGroupId` is `<source>-<slot>`, the slot picked by brand out of the source's
+  `SOURCE_CONCURRENCY[source]`: SQS hands out one message of a group at a time, so at most that
+  many jobs of a source run at once, whatever Lambda's total concurrency (docs/scale.md).
 
 The worker scans each job with `scan.scan_source` narrowed to the job's stream (the same code path
 as the scheduled scan) and reports failed jobs as batch item failures (Powertools Batch), which
@@ -84,9 +84,13 @@ class Job:
 
     @property
     def group(self) -> str:
-        """The message group: one of the source's concurrency slots, stable per stream."""
+        """The message group: one of the source's concurrency slots, by brand.
+
+        A brand's streams of one source share a slot, so they run one after another: they update the
+        same count and top-post items, which concurrent transactions would make conflict.
+        """
         slots = SOURCE_CONCURRENCY.get(self.source, 1)
-        return f"{self.source}-{zlib.crc32(f'{self.brand}/{self.stream}'.encode()) % slots}"
+        return f"{self.source}-{zlib.crc32(self.brand.encode()) % slots}"
 
     def body(self) -> str:
         return json.dumps(
