@@ -81,7 +81,7 @@ def test_teams_message_is_an_adaptive_card_in_the_webhook_envelope():
     facts = {f["title"]: f["value"] for f in card["body"][1]["facts"]}
     assert facts["Severity"] == "HIGH"
     texts = [b["text"] for b in card["body"] if b["type"] == "TextBlock"]
-    assert any("\\[click\\]\\(https://evil.example\\)" in t for t in texts)  # shown as typed, not a link
+    assert any("\\[click\\](https://evil.example)" in t for t in texts)  # shown as typed, not a link
     assert card["actions"][0]["url"].startswith("https://emberwatch.example/dashboard")
     json.dumps(payload)  # JSON-serialisable: quotes and newlines in posts are JSON-escaped by the encoder
 
@@ -129,7 +129,8 @@ def test_signature_is_hmac_sha256_over_timestamp_dot_body_and_verifies():
 
 def test_escaping_helpers():
     assert slack_escape("a & <b> c") == "a &amp; &lt;b&gt; c"
-    assert markdown_escape("**x** [y](z)") == "\\*\\*x\\*\\* \\[y\\]\\(z\\)"
+    assert markdown_escape("**x** [y](z) (ok) #1") == "\\*\\*x\\*\\* \\[y\\](z) (ok) #1"
+    assert markdown_escape("# big") == "\\# big" and markdown_escape("1. item") == "1\\. item"
 
 
 # ---------------------------------------------------------------- config and routing

@@ -39,7 +39,8 @@ SLACK_COLOURS = {"warning": "#d69e2e", "high": "#dd6b20", "critical": "#c53030",
 TEAMS_COLOURS = {"warning": "Warning", "high": "Attention", "critical": "Attention", "resolved": "Good"}
 POSTS_IN_CARD = 5
 SECRET_MAX_AGE = 300
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+!|>~-])")
+_MARKDOWN = re.compile(r"([\\`*_\[\]~])")  # emphasis, code, links; a link needs its [ ]
+_MARKDOWN_LEAD = re.compile(r"^(\s*)([#>+-]|\d+(?=\.))")  # a heading, quote or list only at a line's start
 
 
 class ChannelError(RuntimeError):
@@ -80,8 +81,9 @@ def slack_escape(text: str) -> str:
 
 
 def markdown_escape(text: str) -> str:
-    """Teams TextBlock markdown: a post's '[x](y)', '**' or '#' show as typed, not as markup."""
-    return _MARKDOWN.sub(r"\\\1", text)
+    """Teams TextBlock markdown: a post's '[x](y)', '**' or '# ' show as typed, not as markup."""
+    text = _MARKDOWN.sub(r"\\\1", text)
+    return _MARKDOWN_LEAD.sub(lambda m: m[1] + (m[2] + "\\" if m[2][0].isdigit() else "\\" + m[2]), text)
 
 
 def _oneline(text: str, limit: int) -> str:
