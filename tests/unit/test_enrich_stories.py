@@ -351,10 +351,10 @@ def test_enrichment_is_fast():
     texts = [json.loads(line)["text"] for line in CORPUS.read_text(encoding="utf-8").splitlines()]
     enrich("warm up the analyzer")
     recent = RecentTexts()
-    started = time.perf_counter()
+    started = time.process_time()  # CPU: the machine may be busy with other work
     for round_ in range(5):
         for i, text in enumerate(texts):
             enrich(text, author=f"user{i}", mention_id=f"{round_}:{i}", recent=recent)
-    per_post = (time.perf_counter() - started) / (5 * len(texts))
-    # measured about 0.2 ms a post; the bound only catches an accident
+    per_post = (time.process_time() - started) / (5 * len(texts))
+    # measured about 0.25 ms CPU a post (make bench-enrich); the bound only catches an accident
     assert per_post < 0.002

@@ -305,6 +305,17 @@ CARE_LEXICON: dict[str, float] = {
     "buenísimas": 2.8,
     "nickel": 1.8,  # French slang: spotless
     "fijn": 1.8,
+    "slaps": 2.0,  # slang: is excellent
+    "accurate": 1.2,
+    "props": 1.8,
+    "valeu": 1.9,
+    "yikes": -1.5,
+    "dies": -2.0,
+    "stale": -1.0,
+    "fuss": -1.0,  # so "no fuss" reads as praise
+    "disastro": -3.0,
+    "desastre": -3.0,
+    "koud": -1.0,
 }
 # VADER words that are mostly not evaluative in care posts; removed (not zeroed) so that a
 # negator before them still reaches the next word.
@@ -425,11 +436,26 @@ _PHRASES: tuple[tuple[str, float, str], ...] = (
         "never had a problem",
     ),
     (
-        r"\b(?:fixed|solved|resolved|sorted|resolvió|solucionó|solucionaron|réglé|résolu|gelöst|behoben)\s+"
+        r"\b(?:fixed|solved|resolved|sorted|resolvió|solucionó|solucionaron|resolveu|réglé|résolu|gelöst|"
+        r"behoben)\s+"
         r"(?:\w+\s+){0,2}(?:problems?|issues?|problemas?|problèmes?|probleme?)\b",
         2.0,  # the fix outweighs the problem word it names
         "fixed my problem",
     ),
+    (
+        r"\brock[\s-]solid\b|\babove and beyond\b|\bcredit where (?:it[’']?s |credit is )?due\b|\bcredit to\b"
+        r"|\bspot on\b|\bgame[\s-]?changer\b|\bhats off\b|\bchef[’']?s kiss\b|\b(?:life|time)[\s-]?saver\b"
+        r"|\bsaved (?:me|us|my)\b",
+        2.0,
+        "rock solid (praise idiom)",
+    ),
+    (
+        r"\b(?:not|never|isn[’']t|wasn[’']t)\s+(?:being\s+)?(?:recogni[sz]ed|detected)\b"
+        r"|\bpush(?:ed|es|ing)?\s+(?:the\s+)?(?:date|delivery|appointment)\s+back\b",
+        -1.5,
+        "not recognised",
+    ),
+    (r"\bse\s+(?:cierra|cuelga|bloquea|traba)\b|\bva\s+e\s+viene\b", -2.0, "se cierra (es, it)"),
     (r"\b(?:seriously|really|are you (?:kidding|serious|joking)(?: me)?)\s*\?+", -1.5, "seriously?"),
     (r"\b(?:got|get|was|were|been)\s+hit\s+with\b", -1.8, "hit with (a fee)"),
     (
