@@ -66,6 +66,16 @@ recipients:
     cadence: daily
     timezone: UTC
 alert_link: https://runbooks.acme.example/social-fire
+# every alert to the SNS topic (email/SMS on-call) and the chat channels; PagerDuty from severity high
+channels:
+  slack: {{type: slack, secret: emberwatch/dev/channels/slack}}
+  teams: {{type: teams, secret: emberwatch/dev/channels/teams}}
+  pagerduty: {{type: pagerduty, secret: emberwatch/dev/channels/pagerduty}}
+  webhook: {{type: webhook, secret: /emberwatch/dev/channels/webhook}}
+routing:
+  - channels: [sns, slack, teams, webhook]
+  - min_severity: high
+    channels: [pagerduty]
 """
 
 
@@ -140,6 +150,7 @@ def run(span: timedelta, out: Path, start: datetime, quiet: bool = False) -> dic
     from moto.server import ThreadedMotoServer
 
     from sim import motofix
+    from sim.alertreceiver import AlertReceiver
     from sim.provision import provision
     from sim.sourceserver import SourceServer
     from sim.traffic import generate
@@ -165,10 +176,13 @@ def run(span: timedelta, out: Path, start: datetime, quiet: bool = False) -> dic
         fire_at=fire_at,
     )
     sources = SourceServer(traffic).start()
+    receiver = AlertReceiver(hmac_key=DEMO_HMAC_KEY).start()  # plays Slack, Teams, PagerDuty, a webhook
+    os.environ["REQUESTS_CA_BUNDLE"] = receiver.ca_bundle  # its certificate, verified like any other
     try:
         session = boto3.Session(region_name="us-east-1")
         stack = provision(session, endpoint_url=endpoint, parameters={"SenderEmail": SENDER, "Stage": "dev"})
         session.client("sesv2").create_email_identity(EmailIdentity=SENDER)
+        _channel_secrets(session, receiver.base_url)
         config_name = stack.physical["ConfigParameter"]["Ref"]
         session.client("ssm").put_parameter(
             Name=config_name, Value=_config_yaml(sources.base_url), Type="String", Overwrite=True
@@ -223,6 +237,7 @@ def run(span: timedelta, out: Path, start: datetime, quiet: bool = False) -> dic
         digests = _collect_digests(out)
     finally:
         sources.stop()
+        receiver.stop()
         moto.stop()
         log_file.close()
 
@@ -239,6 +254,7 @@ def run(span: timedelta, out: Path, start: datetime, quiet: bool = False) -> dic
         if first_alert
         else None,
         "digests": [str(p) for p in digests],
+        "channels": _channel_summary(receiver.received),
         "seconds": round(time.monotonic() - started, 1),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -259,6 +275,43 @@ def _collect_alerts(sqs: Any, queue_url: str, out: Path, now: datetime, already:
             path.write_text(f"Subject: {envelope.get('Subject', '')}\n\n{envelope['Message']}")
             found.append({"time": now, "kind": kind, "file": str(path)})
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+DEMO_HMAC_KEY = b"demo-webhook-signing-key"
+
+
+def _channel_secrets(session: Any, base_url: str) -> None:
+    """The channels' URLs and keys, where a deployment keeps them: Secrets Manager and SSM."""
+    secrets = session.client("secretsmanager")
+    for name, value in (
+        ("slack", {"url": f"{base_url}/slack"}),
+        ("teams", {"url": f"{base_url}/teams"}),
+        ("pagerduty", {"routing_key": "demo0routing0key", "url": f"{base_url}/pagerduty/v2/enqueue"}),
+    ):
+        secrets.create_secret(Name=f"emberwatch/dev/channels/{name}", SecretString=json.dumps(value))
+    session.client("ssm").put_parameter(
+        Name="/emberwatch/dev/channels/webhook",
+        Value=json.dumps({"url": f"{base_url}/webhook", "hmac_key": DEMO_HMAC_KEY.decode()}),
+        Type="SecureString",
+    )
+
+
+def _channel_summary(received: list[Any]) -> dict[str, str]:
+    """Per channel, the notifications it received in order (PagerDuty: trigger / resolve)."""
+    words = {"fire": "opened", "blind spot": "opened", "viral post": "opened", "all clear": "resolved"}
+    out: dict[str, list[str]] = {}
+    for item in received:
+        if item.channel == "pagerduty":
+            kind = item.body["event_action"]
+        elif item.channel == "webhook":
+            kind = item.body["kind"] + ("" if item.signature_ok else " (BAD SIGNATURE)")
+        else:  # the headline: "FIRE (warning): ...", "ESCALATED (high): ...", "ALL CLEAR: ..."
+            card = item.body["attachments"][0]["content"] if item.channel == "teams" else None
+            headline = card["body"][0]["text"] if card else item.body["text"]
+            word = headline.split(":")[0].split(" (")[0].lower()
+            kind = words.get(word, word)
+        out.setdefault(item.channel, []).append(kind)
+    return {name: ", ".join(kinds) for name, kinds in out.items()}
 
 
 def _collect_digests(out: Path) -> list[Path]:
@@ -316,7 +369,10 @@ def main(argv: list[str] | None = None) -> int:
         f"First alert    {summary['first_alert']} "
         f"({summary['alert_delay_minutes']} min after the fire started)"
     )
-    print("Alerts")
+    print("Channels       (what each received: opened / escalated / resolved)")
+    for name, line in summary["channels"].items():
+        print(f"  {name:<10} {line}")
+    print("Alerts (SNS)")
     for line in summary["alerts"]:
         print(f"  {line}")
     print("Digests")

@@ -33,7 +33,17 @@ def test_demo_detects_the_fire_once_and_writes_what_people_receive(tmp_path: Pat
     assert summary["incidents"] == 1
     kinds = [line.split()[4].rstrip(":") for line in summary["alerts"]]
     assert kinds[0] == "opened" and kinds[-1] == "resolved" and kinds.count("opened") == 1
-    assert 0 <= summary["alert_delay_minutes"] <= 60
+    assert 0 <= summary["alert_delay_minutes"] <= 15
+    # every chat channel and the signed webhook got the fire once, its escalations, and one all-clear;
+    # PagerDuty (routed from severity high) triggers under one dedup key and resolves once
+    channels = {name: line.split(", ") for name, line in summary["channels"].items()}
+    for name in ("slack", "teams", "webhook"):
+        assert channels[name][0] == "opened" and channels[name].count("opened") == 1, channels
+        assert channels[name][-1] == "resolved" and channels[name].count("resolved") == 1, channels
+        assert set(channels[name][1:-1]) <= {"escalated"}, channels
+    assert channels["slack"] == channels["teams"] == channels["webhook"] == kinds  # as the SNS topic
+    assert channels["pagerduty"][-1] == "resolve" and channels["pagerduty"].count("resolve") == 1
+    assert set(channels["pagerduty"][:-1]) == {"trigger"}
     alerts = sorted((out / "alerts").iterdir())
     assert len(alerts) == len(summary["alerts"])
     first = alerts[0].read_text()
