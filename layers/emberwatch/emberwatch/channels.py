@@ -24,12 +24,14 @@ import re
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .alerts import AlertBuilder, AlertMessage, SnsAlerter
 from .config import AppConfig, Brand, Channel, route_channels
-from .http import HttpClient, SourceError, redact
 from .models import Incident
+
+if TYPE_CHECKING:  # requests is imported on the first webhook send, not at the detect's cold start
+    from .http import HttpClient
 
 logger = logging.getLogger(__name__)
 
@@ -309,13 +311,13 @@ class ChannelSender:
         self,
         channels: dict[str, Channel],
         *,
-        http: HttpClient,
+        http: HttpClient | Callable[[], HttpClient],
         sns: SnsAlerter | None = None,
         secrets: Callable[[str], Any] = read_secret,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.channels = channels
-        self.http = http
+        self._http = http
         self.sns = sns
         self.secrets = secrets
         self.wall = wall
@@ -358,9 +360,18 @@ class ChannelSender:
             extra={"channel": name, "kind": message.kind, "incident": message.incident_key},
         )
 
+    @property
+    def http(self) -> HttpClient:
+        """The HTTP client, made on first use (a run that only publishes to SNS never imports requests)."""
+        if callable(self._http):
+            self._http = self._http()
+        return self._http
+
     def _post(
         self, channel: Channel, url: str, payload: Any, *, headers: dict[str, str] | None = None
     ) -> None:
+        from .http import SourceError, redact
+
         if not url.startswith("https://"):  # TLS, verified, or nothing
             raise ChannelError(f"channel {channel.name}: the URL in {channel.secret} must be https")
         body = payload if isinstance(payload, bytes) else json.dumps(payload, ensure_ascii=False).encode()

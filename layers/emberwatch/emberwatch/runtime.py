@@ -147,7 +147,6 @@ class Runtime:
         """The SNS alerter and the other channels (Slack, Teams, PagerDuty, webhooks) behind routing."""
         from .alerts import SnsAlerter
         from .channels import ChannelSender, Dispatcher
-        from .http import HttpClient
 
         topic = self.settings.alert_topic_arn
         if not topic:
@@ -159,7 +158,13 @@ class Runtime:
             link=config.alert_link or self.settings.alert_link,
             client=self.client("sns"),
         )
-        http = HttpClient(session=self.http_session, deadline=time.monotonic() + max(1.0, budget_seconds))
+        deadline = time.monotonic() + max(1.0, budget_seconds)
+
+        def http() -> Any:  # made on first use: a run that only publishes to SNS never imports requests
+            from .http import HttpClient
+
+            return HttpClient(session=self.http_session, deadline=deadline)
+
         sender = ChannelSender(config.channels, http=http, sns=alerter)
         return Dispatcher(config, alerter.builder, sender)
 
