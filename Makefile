@@ -30,9 +30,12 @@ $(TOOLS)/.installed:
 	python3 -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --upgrade pip
 	$(TOOLS)/bin/pip install --quiet 'aws-sam-cli==1.170.0' 'cfn-lint==1.58.0'
+	# checkov pins its own boto3 (older than aws-sam-cli's): a venv of its own inside .tools
+	python3 -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/pip install --quiet 'checkov==3.3.30'
 	touch $@
 
-tools: $(TOOLS)/.installed ## install aws-sam-cli and cfn-lint into .tools
+tools: $(TOOLS)/.installed ## install aws-sam-cli, cfn-lint and checkov into .tools
 
 test: venv ## run the unit and integration tests
 	$(VENV)/bin/python -m pytest
@@ -87,7 +90,7 @@ deploy: build ## sam deploy (STAGE=dev|prod; first time also SENDER_EMAIL=..., o
 .PHONY: reliability
 # Not part of `make test` (the `reliability` marker is deselected there): a few minutes of faults,
 # crashes and hostile input. The last line is `reliability cases=<N> lost=<N> duplicates=<N>`.
-reliability: venv ## fault, crash and bad-input suite; prints a table (lost and duplicates must be 0)
+reliability: venv tools ## fault, crash and bad-input suite; prints a table (lost and duplicates must be 0)
 	$(VENV)/bin/python bench/reliability.py
 
 .PHONY: bench bench-coldstart bench-ingest bench-enrich
@@ -101,7 +104,7 @@ bench-coldstart: venv tools ## import each built handler as Lambda does (median 
 bench-ingest: venv ## parse, match and store 10,000 mentions against moto (ms per mention, DynamoDB requests)
 	$(VENV)/bin/python bench/ingest.py
 
-bench-enrich: venv ## tone and theme of 400 hand-labelled mentions (accuracy, macro F1) and CPU ms per mention
+bench-enrich: venv ## tone and theme of 450 hand-labelled mentions (accuracy, macro F1) and CPU ms per mention
 	$(VENV)/bin/python bench/enrich_eval.py
 
 .PHONY: scale cost
@@ -111,7 +114,7 @@ scale: venv ## dispatch and scan 100 brands x 8 sources in one 5-minute period, 
 	$(VENV)/bin/python -m sim.scale --json out/scale.json
 
 cost: venv ## monthly AWS cost at 1k, 100k and 1M mentions a day from out/scale.json (docs/cost.md)
-	$(VENV)/bin/python bench/cost.py --scale out/scale.json
+	$(VENV)/bin/python bench/cost.py --scale out/scale.json --run-ingest
 
 clean:
 	rm -rf .aws-sam out .pytest_cache

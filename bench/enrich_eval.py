@@ -1,10 +1,11 @@
-"""Enrichment benchmark: tone and theme of 400 hand-labelled mentions, and the CPU time it takes.
+"""Enrichment benchmark: tone and theme of 450 hand-labelled mentions, and the CPU time it takes.
 
 The set is tests/fixtures/enrich_eval.jsonl: one mention a line with `text`, `source`, `language`,
 the hand labels `sentiment` and `theme` (what a care team would say, not what the code says) and
-`split`: `tuned` (the first 112, written while the rules were written), `dev` (written before this
-round of tuning and looked at during it) and `holdout` (written before tuning, never looked at row by
-row while tuning: its figures are the honest estimate).
+`split`: `tuned` (the first 112, written while the rules were first written), `dev` (three batches,
+each written before a round of rule changes and looked at during it) and `holdout` (written before
+the first of those rounds, never looked at row by row while tuning: its figures are the honest
+estimate of how the rules do on posts they have not seen).
 
 Each mention goes through `emberwatch.enrich.enrich`, the default offline path the scanner runs
 (VADER and the care rules, theme rules, language, noise, story; no Comprehend). A source that
