@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -242,3 +243,43 @@ def test_every_job_is_scanned_once_and_a_failed_job_is_retried_without_duplicate
     for i in range(BRANDS):
         assert len(list(store.mentions_between(f"b{i}", start, NOW))) == 2
         assert sum(b.mentions for b in store.counts(f"b{i}", start, NOW)) == 2
+
+
+def test_scale_run_5_brands_x_8_sources_scans_every_job_once_within_the_period(tmp_path):
+    # Given sim.scale's setup (moto server, template resources, 8 sources in their real formats)
+    # with 5 brands, 3 source requests answered with HTTP 400
+    out = tmp_path / "scale.json"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sim.scale",
+            "--brands",
+            "5",
+            "--workers",
+            "4",
+            "--fail",
+            "3",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    summary = json.loads(out.read_text())
+    # Then every enabled source got jobs, each job was scanned to success once and nothing was dead-lettered
+    assert set(summary["jobs_per_source"]) == {
+        "hackernews", "feed", "stackexchange", "mastodon", "x", "reddit", "bluesky", "youtube"
+    }  # fmt: skip
+    assert summary["scanned"] == summary["jobs"] == 5 * 14
+    assert summary["failed_attempts"] >= 3 and summary["dead_lettered"] == 0
+    # the retried jobs stored nothing twice: every brand (same terms, same traffic) holds the same mentions
+    assert (
+        len(summary["mentions_per_brand"]) == 1
+        and summary["mentions"] == 5 * summary["mentions_per_brand"][0]
+    )
+    assert all(n <= 4 for n in summary["max_concurrent_jobs_by_source"].values())
+    assert run.stdout.splitlines()[-1].startswith(f"scale jobs={summary['jobs']} scanned={summary['jobs']} ")
