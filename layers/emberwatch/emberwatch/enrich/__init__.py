@@ -13,7 +13,7 @@ Raw fields a connector may set and enrichment honours: `raw["urls"]` (expanded l
 account as automated); X's `raw["referenced"]` is read as it is.
 
 What is read is cleaned first (`analysed_text`): control characters and lone surrogates become
-spaces, and only the first MAX_ANALYSED_CHARS count, so a 100 KB post costs what a 10 KB one does.
+spaces, and only the first MAX_ANALYSED_CHARS (5,000) count: a 100 KB post costs what a 5 KB one does.
 Empty text gets `neutral` / `other` with the reason "no text".
 
 Tone and theme settle each other once (`settle_tone`): a neutral post that reports a fault or a
