@@ -14,8 +14,9 @@ from urllib.parse import parse_qs, urlsplit
 import emberwatch.scan as scan_module
 import pytest
 import responses
-from emberwatch.dispatch import SOURCE_CONCURRENCY, Job, JobError, is_due, period_start
+from emberwatch.dispatch import SOURCE_CONCURRENCY, Job, JobError, period_start
 from emberwatch.events import scheduled_event
+from emberwatch.runtime import due
 
 from sim.scale import lambda_sqs_event, poll
 from tests.conftest import ROOT, push_config
@@ -132,8 +133,8 @@ def test_paused_and_not_due_sources_are_not_dispatched(stack, aws, store, queue,
     assert at_1430["paused"] == ["hackernews"] and "hackernews" not in at_1430["per_source"]
     assert at_1430["per_source"] == {"feed": BRANDS, "stackexchange": BRANDS * QUERY_STREAMS}
     assert at_1435["per_source"] == {"feed": BRANDS}
-    assert is_due(datetime(2024, 5, 13, 14, 45, tzinfo=UTC), 15)
-    assert not is_due(datetime(2024, 5, 13, 14, 50, tzinfo=UTC), 15)
+    assert due(datetime(2024, 5, 13, 14, 45, tzinfo=UTC), 15)
+    assert not due(datetime(2024, 5, 13, 14, 50, tzinfo=UTC), 15)
 
 
 def test_bad_job_body_is_a_batch_item_failure_naming_the_field(stack, aws, monkeypatch, lambda_context):

@@ -127,13 +127,6 @@ def period_start(moment: datetime) -> datetime:
     return moment - timedelta(minutes=moment.minute % 5)
 
 
-def is_due(period: datetime, every_minutes: int) -> bool:
-    """Whether the period starting at `period` is the first of its `every_minutes` interval."""
-    if every_minutes <= 5:
-        return True
-    return int(period.timestamp()) // 60 % every_minutes < 5
-
-
 def plan_jobs(
     config: AppConfig,
     now: datetime,
@@ -142,6 +135,7 @@ def plan_jobs(
     paused: Mapping[str, datetime | None] | None = None,
 ) -> list[Job]:
     """Every enabled, due, unpaused source's streams of every brand, as jobs of the period of `now`."""
+    from .runtime import due
     from .sources import get_connector
 
     period = period_start(now)
@@ -150,8 +144,8 @@ def plan_jobs(
         settings = config.source(source)
         if not settings.enabled:
             continue
-        every = max((every_minutes or {}).get(source, 5), getattr(settings, "every_minutes", 5))
-        if not is_due(period, every):
+        every = max((every_minutes or {}).get(source, 5), settings.every_minutes)
+        if not due(period, every):
             continue
         until = (paused or {}).get(source)
         if until and until > now:
@@ -251,11 +245,6 @@ def dispatch(runtime: Runtime, event: ScheduledEvent, queue_url: str) -> dict[st
 # ---------------------------------------------------------------------- the worker
 
 
-def _credentials(runtime: Runtime, config: AppConfig) -> Any:
-    per_config = getattr(runtime, "credentials_for", None)
-    return per_config(config) if per_config else runtime.credentials
-
-
 def scan_job(runtime: Runtime, job: Job, http: Any, config: AppConfig) -> ScanReport:
     """Scan one job's stream with the scheduled scan's own code; JobFailed when the stream failed."""
     from .scan import scan_source
@@ -266,7 +255,7 @@ def scan_job(runtime: Runtime, job: Job, http: Any, config: AppConfig) -> ScanRe
         config=config,
         store=runtime.store,
         http=http,
-        credentials=_credentials(runtime, config),
+        credentials=runtime.credentials_for(config),
         brand_id=job.brand,
         stream=job.stream,
         comprehend=lambda: runtime.client("comprehend"),
