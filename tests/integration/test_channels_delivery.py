@@ -212,3 +212,15 @@ def test_a_secret_without_the_needed_field_fails_naming_where_not_what(aws, stac
         deliver_pending(opened, None, NOW, store=store, notify=notify, report=report)
     (failure,) = report.failures
     assert "emberwatch/test/channels/hook has no 'hmac_key'" in failure and HOOK not in failure
+
+
+def test_secrets_are_json_objects_or_the_bare_value(aws):
+    from emberwatch.channels import read_secret
+
+    sm = boto3.client("secretsmanager")
+    sm.create_secret(Name="emberwatch/test/channels/a", SecretString='{"url": "https://x.example/h"}')
+    sm.create_secret(Name="emberwatch/test/channels/b", SecretString="00112233445566778899\n")
+    boto3.client("ssm").put_parameter(Name="/emberwatch/test/channels/c", Value="k3y", Type="SecureString")
+    assert read_secret("emberwatch/test/channels/a") == {"url": "https://x.example/h"}
+    assert read_secret("emberwatch/test/channels/b") == "00112233445566778899"  # digits, not a number
+    assert read_secret("/emberwatch/test/channels/c") == "k3y"  # SSM SecureString, decrypted

@@ -59,9 +59,10 @@ def read_secret(secret_id: str, *, max_age: int = SECRET_MAX_AGE) -> Any:
         value = parameters.get_secret(secret_id, max_age=max_age)
     text = value.decode() if isinstance(value, bytes) else str(value)
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except ValueError:
         return text.strip()
+    return data if isinstance(data, dict) else text.strip()  # a bare key that happens to parse as JSON
 
 
 def secret_field(channel: Channel, value: Any, name: str, *, bare: bool) -> str:
