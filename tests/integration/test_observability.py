@@ -32,8 +32,9 @@ def test_a_scan_emits_per_source_metrics_and_logs_with_the_runs_keys(
 
     event = scheduled_event("hackernews", NOW)
     # the Logger's handler holds the stream it was created with (maybe before capsys): hand it a buffer
-    from emberwatch.observability import logger
+    from emberwatch.observability import logger, metrics
 
+    metrics.clear_metrics()  # earlier tests ran with metrics disabled: nothing flushed what they added
     buffer = io.StringIO()
     previous = logger.registered_handler.setStream(buffer)
     try:
