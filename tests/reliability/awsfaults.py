@@ -70,17 +70,22 @@ class AwsFaults:
         self._saved: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    def fail(self, client: Any, operation: str, code: str, times: int) -> None:
+    def fail(self, client: Any, operation: str, code: str, times: int, *, executed: bool = False) -> None:
+        """The next `times` calls of `operation` answer `code`. With `executed` the request still reaches
+        moto (the write happened, its answer was lost: a timeout after the commit); without, it does not
+        (a throttled or failed request changes nothing, as on AWS)."""
         service = client.meta.service_model.service_name
         event = f"before-send.{client.meta.service_model.service_id.hyphenize()}.{operation}"
         left = {"n": times}
 
-        def handler(**kwargs: Any) -> AWSResponse | None:
+        def handler(request: Any = None, **kwargs: Any) -> AWSResponse | None:
             with self._lock:
                 if left["n"] <= 0:
                     return None
                 left["n"] -= 1
-                self.injected[f"{operation}:{code}"] += 1
+                self.injected[f"{operation}:{code}" + (":executed" if executed else "")] += 1
+            if not executed and request is not None:
+                request.emberwatch_rejected = True  # botocore still calls moto's stubber: it skips this one
             return error_response(service, code)
 
         client.meta.events.register_first(event, handler)
@@ -106,6 +111,12 @@ class AwsFaults:
 
         client.meta.events.register(event, handler)
         self._handlers.append((client, event, handler))
+
+    def clear(self) -> None:
+        """The faults are over: remove every hook."""
+        for client, event, handler in self._handlers:
+            client.meta.events.unregister(event, handler)
+        self._handlers.clear()
 
     @property
     def total(self) -> int:
@@ -133,6 +144,8 @@ class AwsFaults:
         original, lock = BotocoreStubber.__call__, threading.RLock()
 
         def serialised(stub: Any, *args: Any, **kwargs: Any) -> Any:
+            if getattr(kwargs.get("request"), "emberwatch_rejected", False):
+                return None
             with lock:
                 return original(stub, *args, **kwargs)
 
@@ -140,8 +153,7 @@ class AwsFaults:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for client, event, handler in self._handlers:
-            client.meta.events.unregister(event, handler)
+        self.clear()
         botocore.endpoint.time = self._saved["time"]  # type: ignore[assignment]
         BotocoreStubber.__call__ = self._saved["stub"]  # type: ignore[method-assign]
 

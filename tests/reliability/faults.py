@@ -56,6 +56,7 @@ class SourceFaults:
         self.active = True
         self.injected: Counter[str] = Counter()
         self.requests = 0
+        self.unsafe: list[str] = []  # requests sent without a timeout or with TLS verification off
         self._original: Any = None
 
     def __enter__(self) -> SourceFaults:
@@ -65,6 +66,9 @@ class SourceFaults:
 
         def send(adapter: HTTPAdapter, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
             faults.requests += 1
+            timeout, verify = kwargs.get("timeout"), kwargs.get("verify", True)
+            if timeout is None or (isinstance(timeout, tuple) and None in timeout) or verify is False:
+                faults.unsafe.append(f"{request.method} {request.url} timeout={timeout} verify={verify}")
             if not faults.active or faults.rng.random() >= faults.rate:
                 return original(adapter, request, *args, **kwargs)
             kind = faults.rng.choice(faults.kinds)

@@ -127,34 +127,36 @@ RECORDED = [
 ]
 
 
+def scan_recorded(
+    api: Recorded, store: Any, steps: int, *, rate: float = 0.0, clear_after: int | None = None
+) -> tuple[list[Any], Any, SourceFaults]:
+    """`steps` scheduled scans of a recorded API, `rate` of its requests failing for `clear_after` runs."""
+    reports = []
+    with responses.mock:  # the default mock: the fakes register on it
+        config, credentials, start = api.setup()
+        # inside responses' patch, so the faults sit in front of the fake API
+        with SourceFaults(rate=rate, seed=zlib.crc32(api.source.encode())) as faults:
+            for k in range(steps):
+                faults.active = clear_after is None or k < clear_after
+                reports.append(
+                    scan_once(
+                        api.source,
+                        start + k * STEP,
+                        config=config,
+                        store=store,
+                        credentials=credentials,
+                        session=new_session(),
+                    )
+                )
+    return reports, credentials, faults
+
+
 @pytest.mark.parametrize("api", RECORDED, ids=[r.source for r in RECORDED])
 def test_recorded_api_with_30_percent_faults_stores_everything_once(api, store):
     baseline = clone_store(store, "baseline")
     steps, clear_after = 24, 12  # two hours of 5-minute runs; the faults clear after the first
-    with responses.mock:  # the default mock: the fakes register on it
-        config, credentials, start = api.setup()
-        for k in range(steps):
-            scan_once(
-                api.source,
-                start + k * STEP,
-                config=config,
-                store=baseline,
-                credentials=credentials,
-                session=new_session(),
-            )
-    with responses.mock:  # the default mock: the fakes register on it
-        config, credentials, start = api.setup()
-        with SourceFaults(rate=RATE, seed=zlib.crc32(api.source.encode())) as faults:
-            for k in range(steps):
-                faults.active = k < clear_after
-                scan_once(
-                    api.source,
-                    start + k * STEP,
-                    config=config,
-                    store=store,
-                    credentials=credentials,
-                    session=new_session(),
-                )
+    scan_recorded(api, baseline, steps)
+    _, _, faults = scan_recorded(api, store, steps, rate=RATE, clear_after=clear_after)
     base, got = Snapshot.of(baseline), Snapshot.of(store)
     result = compare(base, got)
     print(f"\n{api.source}: {len(base.ids)} mentions, {faults.requests} requests, {dict(faults.injected)}")

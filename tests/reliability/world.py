@@ -32,8 +32,11 @@ def scan_once(
 
 def day_config(base_url: str, extra: str = "") -> Any:
     """Acme watched on the local server's Hacker News and Google Alerts feed."""
-    return parse_config(
-        f"""
+    return parse_config(day_yaml(base_url, extra))
+
+
+def day_yaml(base_url: str, extra: str = "") -> str:
+    return f"""
 brands:
   - id: acme
     name: Acme Widgets
@@ -46,7 +49,6 @@ sources:
     base_url: {base_url}/hn/api/v1
   feed: {{}}
 {extra}"""
-    )
 
 
 def truth(traffic: Traffic) -> dict[str, datetime]:
