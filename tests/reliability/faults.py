@@ -49,8 +49,15 @@ def _response(request: requests.PreparedRequest, status: int, body: bytes, heade
 class SourceFaults:
     """Fail `rate` of the requests (seeded) with a random fault kind until `active` is set False."""
 
-    def __init__(self, rate: float = 0.30, seed: int = 8, kinds: tuple[str, ...] = FAULT_KINDS) -> None:
+    def __init__(
+        self,
+        rate: float = 0.30,
+        seed: int = 8,
+        kinds: tuple[str, ...] = FAULT_KINDS,
+        html_statuses: tuple[int, ...] = (200, 502),
+    ) -> None:
         self.rate = rate
+        self.html_statuses = html_statuses
         self.rng = random.Random(seed)
         self.kinds = kinds
         self.active = True
@@ -102,7 +109,7 @@ class SourceFaults:
                 ConnectionResetError(104, "Connection reset by peer"), request=request
             )
         if kind == "html_error_page":
-            status = self.rng.choice((200, 502))  # a captive portal or a CDN answering for the API
+            status = self.rng.choice(self.html_statuses)  # a CDN or a proxy answering for the API
             return _response(request, status, HTML_PAGE, {"Content-Type": "text/html; charset=utf-8"})
         if kind == "truncated_json":
             # the real answer, cut mid-body (a dropped connection the server did not report)
