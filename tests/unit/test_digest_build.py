@@ -9,10 +9,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from emberwatch.alerts import alert_context, driving_posts, sns_subject
-from emberwatch.config import Brand
+from emberwatch.config import Brand, Recipient
 from emberwatch.detect import RULE_VOLUME, Signal
-from emberwatch.digest import TOP_POSTS, Period, build_digest, period_ending
-from emberwatch.models import Author, CountBucket, Engagement, Incident, Mention
+from emberwatch.digest import (
+    TOP_POSTS,
+    Period,
+    _header_text,
+    build_digest,
+    due_period,
+    frt_quantile,
+    frt_share_within,
+    period_ending,
+    send_at,
+)
+from emberwatch.models import Author, CareHour, Engagement, HourRollup, Incident, Mention
 
 BRAND = Brand(id="acme", name="Acme Widgets", queries=("acme",))
 NOW = datetime(2024, 5, 14, 6, 0, tzinfo=UTC)
@@ -27,9 +37,17 @@ def hour(
     source: str = "hackernews",
     negative: int = 0,
     rated: int = 0,
-) -> CountBucket:
-    """An hourly bucket `h` hours after `day`."""
-    return CountBucket("acme", source, day + timedelta(hours=h), mentions, negative=negative, rated=rated)
+) -> HourRollup:
+    """An hourly rollup `h` hours after `day` (all of it from `source`)."""
+    return HourRollup(
+        "acme",
+        day + timedelta(hours=h),
+        mentions=mentions,
+        negative=negative,
+        rated=rated,
+        customer=mentions,
+        sources={source: mentions},
+    )
 
 
 def post(n: int, engagement: int, *, minutes: int = 0, source: str = "hackernews", title: str | None = None):
@@ -287,10 +305,10 @@ def test_weekly_timeline_has_one_bar_per_day():
 def test_weekly_timeline_across_the_clock_change_has_seven_local_days():
     # Given the Berlin week Mon 21 - Sun 27 Oct 2024 (Sunday has 25 hours)
     week = period_ending(datetime(2024, 10, 28, 6, tzinfo=UTC), "weekly", "Europe/Berlin")
-    # and mentions at 12:00 and 23:30 on Sunday, local time (11:00 and 22:30 UTC)
+    # and mentions in the hours from 12:00 and 23:00 on Sunday, local time (11:00 and 22:00 UTC)
     sunday = [
-        CountBucket("acme", "hackernews", datetime(2024, 10, 27, 11, 0, tzinfo=UTC), 2),
-        CountBucket("acme", "hackernews", datetime(2024, 10, 27, 22, 30, tzinfo=UTC), 3),
+        HourRollup("acme", datetime(2024, 10, 27, 11, 0, tzinfo=UTC), mentions=2),
+        HourRollup("acme", datetime(2024, 10, 27, 22, 0, tzinfo=UTC), mentions=3),
     ]
     timeline = build(sunday, period=week)["timeline"]
     # Then there is one bar per local day, and Sunday's bar holds both
@@ -309,8 +327,8 @@ def test_weekly_timeline_across_the_clock_change_has_seven_local_days():
 def test_weekly_timeline_after_clocks_go_forward_puts_midnight_in_its_own_day():
     # Given the Berlin week Thu 28 Mar - Wed 3 Apr 2024 (Sunday 31 Mar has 23 hours)
     week = period_ending(datetime(2024, 4, 4, 6, tzinfo=UTC), "weekly", "Europe/Berlin")
-    # and a mention at 00:30 on Monday 1 April, local time (22:30 UTC on Sunday)
-    monday = CountBucket("acme", "hackernews", datetime(2024, 3, 31, 22, 30, tzinfo=UTC), 4)
+    # and mentions in the hour from 00:00 on Monday 1 April, local time (22:00 UTC on Sunday)
+    monday = HourRollup("acme", datetime(2024, 3, 31, 22, 0, tzinfo=UTC), mentions=4)
     timeline = build([monday], period=week)["timeline"]
     labels = [s["label"] for s in timeline]
     # Then it counts for Monday, not Sunday
@@ -492,3 +510,83 @@ def test_alert_context_ratio_is_none_without_an_expectation():
     zero = incident(WINDOW_START)
     zero.expected = 0.0
     assert alert_context("resolved", zero, None, BRAND, [], ALERT_NOW, None)["ratio"] is None
+
+
+# ---------------------------------------------------------------- care, themes, health, schedule
+
+
+def care(**bins) -> CareHour:
+    """A care histogram: frt_le_<seconds>=count, over=count."""
+    counts = {int(k.split("_")[1]) if k != "over" else None: v for k, v in bins.items()}
+    return CareHour("acme", DAY.start, answered=sum(counts.values()), bins=counts)
+
+
+def test_first_response_quantiles_interpolate_inside_their_band():
+    hist = [care(le_300=2, le_900=2)]  # two answers in 0-5 min, two in 5-15 min
+    assert frt_quantile(hist, 0.5) == pytest.approx(300)
+    assert frt_quantile(hist, 0.75) == pytest.approx(600)
+    assert frt_quantile([], 0.5) is None
+    # everything above the last bound shows as that bound, not as infinity
+    assert frt_quantile([care(over=3)], 0.9) == 24 * 3600
+
+
+def test_share_within_target_counts_whole_bands_and_part_of_the_straddling_one():
+    hist = [care(le_300=2, le_900=2, over=1)]
+    assert frt_share_within(hist, 900) == pytest.approx(4 / 5)
+    assert frt_share_within(hist, 600) == pytest.approx(3 / 5)  # half the 5-15 min band
+    assert frt_share_within(hist, 10**9) == pytest.approx(4 / 5)  # the open band never counts
+    assert frt_share_within([], 900) is None
+
+
+def test_themes_have_counts_change_and_the_two_most_engaged_examples():
+    def example(n: int, likes: int) -> dict:
+        return {"id": f"hackernews:{n}", "source": "hackernews", "author": f"u{n}", "url": "https://x.example",
+                "text": f"post {n}", "created_at": "2024-05-13T10:00:00Z", "engagement": likes}  # fmt: skip
+
+    current = [
+        HourRollup(
+            "acme", DAY.start + timedelta(hours=h), themes={"issue": 3}, examples={"issue": example(h, h)}
+        )
+        for h in range(4)
+    ]
+    previous = [HourRollup("acme", DAY.start - timedelta(hours=3), themes={"issue": 4, "feedback": 2})]
+    themes = {t["theme"]: t for t in build(current, previous)["themes"]}
+    assert list(themes) == ["issue", "solution_wanted", "time_cost", "feedback"]
+    assert themes["issue"]["mentions"] == 12 and themes["issue"]["change"] == pytest.approx(2.0)
+    assert [e["id"] for e in themes["issue"]["examples"]] == ["hackernews:3", "hackernews:2"]
+    assert themes["feedback"]["mentions"] == 0 and themes["feedback"]["change"] == pytest.approx(-1.0)
+    assert themes["time_cost"]["change"] is None and themes["time_cost"]["examples"] == []
+
+
+def test_source_health_lists_failing_and_quiet_sources_only():
+    current = [HourRollup("acme", DAY.start, mentions=5, sources={"hackernews": 5})]
+    previous = [HourRollup("acme", DAY.start - timedelta(hours=2), sources={"hackernews": 3, "reddit": 4})]
+    runs = {
+        "hackernews": {"failures": 0, "last_success_at": "2024-05-13T23:55:00Z"},
+        "x": {"failures": 2, "last_error_at": "2024-05-13T10:00:00Z", "last_error": "HTTP 429"},
+        "bluesky": {"failures": 1, "last_error_at": "2024-05-01T10:00:00Z", "last_error": "old news"},
+    }
+    digest = build_digest(
+        BRAND, DAY, current=current, previous=previous, top=[], incidents=[], now=NOW,
+        unsubscribe_url="mailto:x@example.com", runs=runs,
+    )  # fmt: skip
+    health = {h["source"]: h for h in digest["source_health"]}
+    assert set(health) == {"x", "reddit"}
+    assert health["x"]["status"] == "failing" and health["x"]["error"] == "HTTP 429"
+    assert health["reddit"]["status"] == "quiet" and health["reddit"]["previous_mentions"] == 4
+
+
+def test_header_text_drops_line_breaks_and_controls():
+    assert _header_text("Acme\r\nBcc: x@evil.example\x00\t!") == "Acme Bcc: x@evil.example !"
+    assert _header_text(None) == ""
+
+
+def test_send_time_is_the_local_hour_and_weekday_and_survives_dst():
+    weekly = Recipient("a@x.example", None, ("acme",), "weekly", "Europe/Berlin", weekday=0, hour=9)
+    # Monday 28 Oct 2024, the day after Berlin's clocks went back: 09:00 CET = 08:00 UTC
+    assert send_at(weekly, datetime(2024, 10, 28, 8, 30, tzinfo=UTC)) == datetime(2024, 10, 28, 8, tzinfo=UTC)
+    # a week earlier the same local hour was 07:00 UTC (CEST)
+    assert send_at(weekly, datetime(2024, 10, 28, 7, 30, tzinfo=UTC)) == datetime(2024, 10, 21, 7, tzinfo=UTC)
+    period = due_period(weekly, datetime(2024, 10, 28, 8, 0, 5, tzinfo=UTC))
+    assert period is not None and period.end - period.start == timedelta(hours=169)
+    assert due_period(weekly, datetime(2024, 10, 29, 8, tzinfo=UTC)) is None  # past the grace time

@@ -82,6 +82,20 @@ class Detection:
     viral_growth_factor: float = 2.0  # and this many times what the post had at the window's start
 
 
+DIGEST_SECTIONS = (
+    "headline",
+    "trend",
+    "themes",
+    "top_stories",
+    "incidents",
+    "care",
+    "ambassadors",
+    "voices",
+    "source_health",
+)
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
 @dataclass(frozen=True, slots=True)
 class Recipient:
     email: str
@@ -89,11 +103,16 @@ class Recipient:
     brands: tuple[str, ...]
     cadence: str = "daily"
     timezone: str = "UTC"
+    weekday: int = 0  # weekly digests go out on this local weekday (0 = Monday)
+    hour: int = 8  # local hour at which the digest is sent
+    sections: tuple[str, ...] = DIGEST_SECTIONS
 
 
 CHANNEL_TYPES = ("sns", "slack", "teams", "pagerduty", "webhook")
 ALERT_SEVERITIES = ("warning", "high", "critical")
 _CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+# a Secrets Manager secret name, or an SSM parameter path (leading '/')
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,7 +344,6 @@ def _queries(reader: _Reader, item: dict[str, Any], path: str) -> tuple[str, ...
     return values
 
 
-_SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
 _SCHEDULE = re.compile(r"^rate\((\d+) (minutes?|hours?)\)$")
 SCHEDULE_MINUTES = (5, 10, 15, 30)
 
@@ -526,7 +544,9 @@ def parse_config(text: str, origin: str = "config") -> AppConfig:
     for index, raw in enumerate(raw_recipients):
         path = f"recipients[{index}]"
         item = reader.mapping(raw, path)
-        reader.unknown(item, {"email", "name", "brands", "cadence", "timezone"}, path)
+        reader.unknown(
+            item, {"email", "name", "brands", "cadence", "timezone", "weekday", "hour", "sections"}, path
+        )
         email = reader.string(item, "email", path, required=True)
         if email and not _EMAIL.match(email):
             reader.error(f"{path}.email", f"is not an email address: {email!r}")
@@ -542,6 +562,18 @@ def parse_config(text: str, origin: str = "config") -> AppConfig:
             ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):
             reader.error(f"{path}.timezone", f"unknown time zone {zone!r}")
+        weekday = (reader.string(item, "weekday", path) or "mon").lower()[:3]
+        if weekday not in WEEKDAYS:
+            reader.error(f"{path}.weekday", f"must be one of {', '.join(WEEKDAYS)}")
+        elif "weekday" in item and cadence != "weekly":
+            reader.error(f"{path}.weekday", "only applies to cadence: weekly")
+        sections = reader.strings(item, "sections", path) or DIGEST_SECTIONS
+        for section_index, section in enumerate(sections):
+            if section not in DIGEST_SECTIONS:
+                reader.error(
+                    f"{path}.sections[{section_index}]",
+                    f"unknown section {section!r}; one of {', '.join(DIGEST_SECTIONS)}",
+                )
         recipients.append(
             Recipient(
                 email=email or "",
@@ -549,6 +581,9 @@ def parse_config(text: str, origin: str = "config") -> AppConfig:
                 brands=chosen,
                 cadence=cadence,
                 timezone=zone,
+                weekday=WEEKDAYS.index(weekday) if weekday in WEEKDAYS else 0,
+                hour=reader.number(item, "hour", path, 8, low=0, high=23),
+                sections=tuple(s for s in DIGEST_SECTIONS if s in sections),
             )
         )
 

@@ -179,6 +179,37 @@ class Incident:
 
 
 @dataclass(frozen=True, slots=True)
+class HourRollup:
+    """One brand's mentions of one UTC hour, all sources together: what a digest reads instead of mentions."""
+
+    brand: str
+    start: datetime
+    mentions: int = 0
+    negative: int = 0
+    rated: int = 0
+    engagement: int = 0
+    reach: int = 0  # followers of the authors, summed per mention
+    customer: int = 0  # mentions not by the brand's own accounts
+    awaiting: int = 0  # negative customer mentions that entered the care queue
+    sources: dict[str, int] = field(default_factory=dict)
+    themes: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, dict[str, Any]] = field(default_factory=dict)  # theme -> one post of that hour
+    voices: list[dict[str, Any]] = field(default_factory=list)  # well-followed authors of that hour
+
+
+@dataclass(frozen=True, slots=True)
+class CareHour:
+    """First responses to the customer mentions created in one UTC hour, as a histogram."""
+
+    brand: str
+    start: datetime
+    answered: int = 0
+    answered_negative: int = 0
+    seconds_total: int = 0
+    bins: dict[int | None, int] = field(default_factory=dict)  # upper bound in seconds (None: above all)
+
+
+@dataclass(frozen=True, slots=True)
 class ToneWeek:
     """One author's mentions of one week (starting Monday, UTC) by tone."""
 

@@ -110,6 +110,16 @@ def format_num(value: int | float | None, digits: int | None = None) -> str:
     return f"{int(value):,}"
 
 
+def format_compact(value: int | float | None) -> str:
+    """Large counts shortened for narrow cells: ``2841300`` → ``2.8M``, ``48200`` → ``48.2K``."""
+    if value is None:
+        return DASH
+    for size, suffix in ((1_000_000_000, "B"), (1_000_000, "M"), (10_000, "K")):
+        if abs(value) >= size:
+            return f"{format_num(float(value) / size, 1)}{suffix}"
+    return format_num(value)
+
+
 def format_pct(value: float | None) -> str:
     """A fraction as a whole percentage: ``0.123`` → ``12%``; tiny non-zero shares show ``<1%``."""
     if value is None:
@@ -175,6 +185,7 @@ def oneline(text: Any) -> str:
 FILTERS = {
     "dt": format_dt,
     "num": format_num,
+    "compact": format_compact,
     "pct": format_pct,
     "signed_pct": format_signed_pct,
     "duration": format_duration,
@@ -371,6 +382,7 @@ def sample_digest_context() -> dict[str, Any]:
             "start": start,
             "end": end,
             "label": "7\u201313 May 2024",
+            "zone": "UTC",
         },
         "totals": {
             "mentions": mentions,
@@ -385,8 +397,108 @@ def sample_digest_context() -> dict[str, Any]:
         "by_source": by_source,
         "top_posts": top_posts,
         "incidents": incidents,
+        "sections": (
+            "headline",
+            "trend",
+            "themes",
+            "top_stories",
+            "incidents",
+            "care",
+            "ambassadors",
+            "voices",
+            "source_health",
+        ),
+        "headline": [
+            _metric("mentions", "Mentions", mentions, previous_mentions, "num"),
+            _metric("negative_share", "Negative", negative / mentions, 0.112, "pct", worse_when_up=True),
+            _metric("reach", "Reach", 2_841_300, 1_102_950, "compact"),
+            _metric("reply_rate", "Reply rate", 0.18, 0.24, "pct"),
+            _metric("first_response", "Median first response", 42.5, 18.0, "duration", worse_when_up=True),
+        ],
+        "themes": [
+            _theme("issue", "Business issues", 1480, 402, [top_posts[0], top_posts[3]]),
+            _theme("solution_wanted", "Solutions wanted", 611, 215, [top_posts[2], top_posts[4]]),
+            _theme("time_cost", "Time and cost", 188, 160, [top_posts[2]]),
+            _theme("feedback", "Feedback", 95, 0, [top_posts[1]]),
+        ],
+        "care": {
+            "answered": 412,
+            "median_minutes": 42.5,
+            "previous_median_minutes": 18.0,
+            "p90_minutes": 312.0,
+            "target_minutes": 15,
+            "within_target": 0.31,
+            "negative": 1330,
+            "unanswered_negative": 918,
+            "oldest_unanswered": [
+                {**top_posts[3], "created_at": datetime(2024, 5, 7, 8, 2, tzinfo=UTC)},
+                {**top_posts[2], "created_at": datetime(2024, 5, 7, 9, 40, tzinfo=UTC)},
+            ],
+        },
+        "ambassadors": [
+            {
+                **top_posts[1],
+                "first_negative_at": datetime(2024, 5, 10, 8, 0, tzinfo=UTC),
+                "answered_at": datetime(2024, 5, 10, 9, 5, tzinfo=UTC),
+            }
+        ],
+        "voices": [
+            {
+                **top_posts[0],
+                "followers": 48_200,
+                "name": "Paula Collins",
+                "first_seen": datetime(2024, 5, 13, 9, 12, tzinfo=UTC),
+            }
+        ],
+        "source_health": [
+            {
+                "source": "youtube",
+                "label": "YouTube",
+                "status": "failing",
+                "failures": 7,
+                "error": "quotaExceeded: The request cannot be completed because you have exceeded your "
+                "quota.",
+                "last_success_at": datetime(2024, 5, 12, 23, 55, tzinfo=UTC),
+                "previous_mentions": 240,
+            },
+            {
+                "source": "stackexchange",
+                "label": "Stack Exchange",
+                "status": "quiet",
+                "failures": 0,
+                "error": None,
+                "last_success_at": datetime(2024, 5, 13, 23, 55, tzinfo=UTC),
+                "previous_mentions": 12,
+            },
+        ],
         "generated_at": datetime(2024, 5, 14, 7, 0, 12, tzinfo=UTC),
         "unsubscribe_url": "https://emberwatch.example/unsubscribe?token=3f9a7c1e0b",
+    }
+
+
+def _metric(
+    key: str, label: str, value: float, previous: float, fmt: str, *, worse_when_up: bool = False
+) -> dict[str, Any]:
+    change = (value - previous) / previous if previous else None
+    return {
+        "key": key,
+        "label": label,
+        "value": value,
+        "previous": previous,
+        "change": change,
+        "format": fmt,
+        "worse_when_up": worse_when_up,
+    }
+
+
+def _theme(theme: str, label: str, count: int, before: int, examples: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "theme": theme,
+        "label": label,
+        "mentions": count,
+        "previous": before,
+        "change": (count - before) / before if before else None,
+        "examples": examples,
     }
 
 

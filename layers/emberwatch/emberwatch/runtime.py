@@ -6,6 +6,7 @@ client and the digest never imports a connector. Tests and the local run pass th
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -204,8 +205,15 @@ class Runtime:
         sender = self.settings.sender_email
         if not sender:
             raise RuntimeError("SENDER_EMAIL is not set for the digest function")
-        service = DigestService(config=self.config, store=self.store, sender=sender, ses=self.client("sesv2"))
-        report = service.run(event.time, event.period())
+        service = DigestService(
+            config=self.config,
+            store=self.store,
+            sender=sender,
+            ses=self.client("sesv2"),
+            unsubscribe_url=os.environ.get("UNSUBSCRIBE_URL") or None,
+        )
+        # the hourly schedule sends no period: every recipient whose local hour it is gets theirs
+        report = service.run(event.time, event.period() if "period" in event.detail else None)
         metrics.add_metric(name="DigestsSent", unit=MetricUnit.Count, value=len(report.sent))
         metrics.add_metric(name="DigestFailures", unit=MetricUnit.Count, value=len(report.failed))
         return {

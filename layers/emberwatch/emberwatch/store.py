@@ -23,9 +23,11 @@ from botocore.exceptions import ClientError
 from .models import (
     Author,
     AuthorProfile,
+    CareHour,
     CountBucket,
     Cursor,
     Engagement,
+    HourRollup,
     Incident,
     Mention,
     ToneWeek,
@@ -40,6 +42,8 @@ AUTHOR_WEEKS = 12  # an author's tone is kept week by week for this many weeks
 # first-response time histogram (seconds, upper bounds) kept per hour, for medians and percentiles
 FRT_BINS = (300, 900, 1800, 3600, 4 * 3600, 24 * 3600)
 TOP_PER_DAY = 10
+VOICE_MIN_FOLLOWERS = 5000  # an author this well followed is kept as a possible new influential voice
+VOICES_PER_UPDATE = 3
 MAX_TRANSACTION_ITEMS = 100
 MENTIONS_PER_TRANSACTION = 90
 MAX_TEXT = 8000
@@ -160,6 +164,7 @@ def _transaction_batches(mentions: list[Mention]) -> Iterator[list[Mention]]:
             ("5", mention.brand, mention.source, f"{bucket_start(created):%Y-%m-%dT%H:%M}"),
             ("h", mention.brand, mention.source, f"{created:%Y-%m-%dT%H}"),
             ("t", mention.brand, mention.source, f"{created:%Y-%m-%d}"),
+            ("r", mention.brand, f"{created:%Y-%m-%dT%H}"),  # the brand's hourly digest rollup
         }
         if awaits_reply(mention):
             keys.add(("w", mention.id))
@@ -331,6 +336,8 @@ class Store:
         hour = created.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         bins = [f"frt_le_{limit}" for limit in FRT_BINS if seconds <= limit] or ["frt_over"]
         adds = ["answered :one", "frt_sum :secs", f"{bins[0]} :one"]
+        if parent.get("sentiment") == "negative" and not parent.get("noise"):
+            adds.append("answered_neg :one")  # the digest's "negative mentions still unanswered"
         key = {"pk": parent["pk"], "sk": "M"}
         actions: list[dict[str, Any]] = [
             {
@@ -696,6 +703,7 @@ class Store:
             actions.append(
                 self._counter_update(f"H#{brand}#{start:%Y-%m}", f"{start:%dT%H}#{source}", group, start, 400)
             )
+        actions.extend(self._rollup_updates(batch))
         authors: dict[tuple[str, str, str], list[Mention]] = defaultdict(list)
         for m in batch:
             if not m.own:
@@ -1335,13 +1343,7 @@ class Store:
                     UpdateExpression="SET reposts = :r, likes = :l, replies = :p, score = :s, eng = :e",
                     ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(eng) OR eng < :e)",
                     ExpressionAttributeValues=serialize(
-                        {
-                            ":r": eng.reposts,
-                            ":l": eng.likes,
-                            ":p": eng.replies,
-                            ":s": eng.score,
-                            ":e": eng.total,
-                        }
+                        {":r": eng.reposts, ":l": eng.likes, ":p": eng.replies, ":s": eng.score, ":e": eng.total}
                     ),
                 )
                 grown += 1
@@ -1472,6 +1474,186 @@ class Store:
                 }
             ),
         )
+
+    # ------------------------------------------------------------------ digest rollups
+    # One item per brand and UTC hour (`R#<brand>#<YYYY-MM>` / `<DD>T<HH>`), updated in the same transaction
+    # as the mentions it counts: the digest reads these, never the mentions, so a week costs 168 items
+    # however many mentions it had. Each also keeps one example post per theme (the first stored) and a
+    # few well-followed authors: bounded, and written once per mention because the transaction is.
+
+    def _rollup_updates(self, batch: list[Mention]) -> list[dict[str, Any]]:
+        groups: dict[tuple[str, datetime], list[Mention]] = defaultdict(list)
+        for m in batch:
+            hour = m.created_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+            groups[(m.brand, hour)].append(m)
+        return [self._rollup_update(brand, hour, group) for (brand, hour), group in groups.items()]
+
+    def _rollup_update(self, brand: str, hour: datetime, group: list[Mention]) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            ":n": len(group),
+            ":neg": sum(1 for m in group if m.sentiment == "negative"),
+            ":rated": sum(1 for m in group if m.sentiment is not None),
+            ":eng": sum(m.engagement.total for m in group),
+            ":reach": sum(m.author.followers or 0 for m in group),
+            ":cust": sum(1 for m in group if not m.own),
+            ":wait": sum(1 for m in group if awaits_reply(m)),
+            ":bucket": utc_iso(hour),
+            ":ttl": _epoch(hour + timedelta(days=400)),
+        }
+        adds = [
+            "mentions :n",
+            "negative :neg",
+            "rated :rated",
+            "engagement :eng",
+            "reach :reach",
+            "customer :cust",
+            "awaiting :wait",
+        ]
+        sets = ["bucket_at = :bucket", "expires_at = if_not_exists(expires_at, :ttl)"]
+        names: dict[str, str] = {}
+        counts: dict[str, int] = defaultdict(int)
+        for m in group:
+            counts[f"s_{m.source}"] += 1
+            if m.theme and m.theme.isidentifier():
+                counts[f"t_{m.theme}"] += 1
+        for index, (name, count) in enumerate(sorted(counts.items())):
+            adds.append(f"#c{index} :c{index}")
+            names[f"#c{index}"], values[f":c{index}"] = name, count
+        visible = [m for m in group if not m.own and not m.noise]
+        examples: dict[str, Mention] = {}
+        for m in sorted(visible, key=lambda m: (-m.engagement.total, m.id)):
+            if m.theme and m.theme.isidentifier():
+                examples.setdefault(m.theme, m)
+        for index, (theme, m) in enumerate(sorted(examples.items())):
+            names[f"#x{index}"], values[f":x{index}"] = f"x_{theme}", _post_summary(m)
+            sets.append(f"#x{index} = if_not_exists(#x{index}, :x{index})")
+        voices: dict[tuple[str, str], Mention] = {}
+        for m in sorted(visible, key=lambda m: -(m.author.followers or 0)):
+            if (m.author.followers or 0) >= VOICE_MIN_FOLLOWERS:
+                voices.setdefault((m.source, m.author.handle.lower()), m)
+        for index, ((source, handle), m) in enumerate(list(voices.items())[:VOICES_PER_UPDATE]):
+            names[f"#v{index}"] = f"v#{source}#{handle}"
+            values[f":v{index}"] = {
+                **_post_summary(m),
+                "followers": m.author.followers,
+                "name": m.author.display_name,
+            }
+            sets.append(f"#v{index} = if_not_exists(#v{index}, :v{index})")
+        update: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": serialize({"pk": f"R#{brand}#{hour:%Y-%m}", "sk": f"{hour:%dT%H}"}),
+            "UpdateExpression": f"ADD {', '.join(adds)} SET {', '.join(sets)}",
+            "ExpressionAttributeValues": serialize(values),
+        }
+        if names:
+            update["ExpressionAttributeNames"] = names
+        return {"Update": update}
+
+    def _hour_items(
+        self, prefix: str, brand: str, start: datetime, end: datetime
+    ) -> Iterator[dict[str, Any]]:
+        """Items keyed `<prefix>#<brand>#<YYYY-MM>` / `<DD>T<HH>` whose hour starts in [start, end)."""
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
+        month = start.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        while month < end:
+            following = (month + timedelta(days=32)).replace(day=1)
+            low = start.strftime("%dT%H") if start > month else " "
+            high = (end - timedelta(seconds=1)).strftime("%dT%H") if end < following else "~"
+            for item in self._query(
+                KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+                ExpressionAttributeValues=serialize(
+                    {":pk": f"{prefix}#{brand}#{month:%Y-%m}", ":low": low, ":high": high}
+                ),
+            ):
+                if "bucket_at" in item and start <= parse_iso(item["bucket_at"]) < end:
+                    yield item
+            month = following
+
+    def rollups(self, brand: str, start: datetime, end: datetime) -> list[HourRollup]:
+        """The brand's hourly rollups (all sources) for hours starting in [start, end)."""
+        out = []
+        for item in self._hour_items("R", brand, start, end):
+            out.append(
+                HourRollup(
+                    brand=brand,
+                    start=parse_iso(item["bucket_at"]),
+                    mentions=item.get("mentions", 0),
+                    negative=item.get("negative", 0),
+                    rated=item.get("rated", 0),
+                    engagement=item.get("engagement", 0),
+                    reach=item.get("reach", 0),
+                    customer=item.get("customer", 0),
+                    awaiting=item.get("awaiting", 0),
+                    sources={k[2:]: v for k, v in item.items() if k.startswith("s_")},
+                    themes={k[2:]: v for k, v in item.items() if k.startswith("t_")},
+                    examples={k[2:]: v for k, v in item.items() if k.startswith("x_")},
+                    voices=[v for k, v in item.items() if k.startswith("v#")],
+                )
+            )
+        return sorted(out, key=lambda r: r.start)
+
+    def care_hours(self, brand: str, start: datetime, end: datetime) -> list[CareHour]:
+        """First-response histograms of the customer mentions created in hours starting in [start, end)."""
+        out = []
+        for item in self._hour_items("CARE", brand, start, end):
+            bins: dict[int | None, int] = {limit: item.get(f"frt_le_{limit}", 0) for limit in FRT_BINS}
+            bins[None] = item.get("frt_over", 0)
+            out.append(
+                CareHour(
+                    brand=brand,
+                    start=parse_iso(item["bucket_at"]),
+                    answered=item.get("answered", 0),
+                    answered_negative=item.get("answered_neg", 0),
+                    seconds_total=item.get("frt_sum", 0),
+                    bins=bins,
+                )
+            )
+        return sorted(out, key=lambda c: c.start)
+
+    def oldest_waiting(
+        self, brand: str, start: datetime, end: datetime, now: datetime, limit: int = 3
+    ) -> list[dict[str, Any]]:
+        """The `limit` oldest negative mentions created in [start, end) still waiting for a reply.
+
+        At most `limit` items per queue shard are read, however long the queue is.
+        """
+        out: list[dict[str, Any]] = []
+        low = utc_iso(max(start, now - timedelta(days=WAIT_DAYS)))
+        for shard in range(WAIT_SHARDS):
+            response = self.client.query(
+                TableName=self.table,
+                KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+                ExpressionAttributeValues=serialize(
+                    {":pk": f"WAIT#{brand}#{shard}", ":low": low, ":high": utc_iso(end)}
+                ),
+                Limit=limit,
+            )
+            items = response.get("Items", [])
+            self.items_read += len(items)
+            out.extend(i for i in map(deserialize, items) if i.get("expires_at", 0) > now.timestamp())
+        out.sort(key=lambda i: i["sk"])
+        return out[:limit]
+
+    def first_seen(self, brand: str, authors: Iterable[tuple[str, str]]) -> dict[tuple[str, str], datetime]:
+        """When each (source, handle) was first seen mentioning the brand (one batch read)."""
+        keys = [
+            serialize({"pk": f"A#{brand}#{source}#{handle.lower()}", "sk": "A"})
+            for source, handle in dict.fromkeys(authors)
+        ]
+        found: dict[tuple[str, str], datetime] = {}
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {self.table: {"Keys": keys[start : start + 100]}}
+            while request:
+                response = self.client.batch_get_item(RequestItems=request)
+                items = response.get("Responses", {}).get(self.table, [])
+                self.items_read += len(items)
+                for raw in items:
+                    item = deserialize(raw)
+                    _, _, source, handle = item["pk"].split("#", 3)
+                    if item.get("first_seen"):
+                        found[(source, handle)] = parse_iso(item["first_seen"])
+                request = response.get("UnprocessedKeys") or {}
+        return found
 
     # ------------------------------------------------------------------ configuration, status, forget
 
@@ -1697,10 +1879,18 @@ class Store:
         raise ConflictError(f"top posts {top['pk']}/{top['sk']} kept changing")
 
 
-def _latest_followers(group: list[Mention]) -> int | None:
-    """The follower count of the newest mention in `group` that has one."""
-    counted = [m for m in group if m.author.followers is not None]
-    return max(counted, key=lambda m: m.created_at).author.followers if counted else None
+def _post_summary(mention: Mention) -> dict[str, Any]:
+    """What a digest shows of a post it does not read again: bounded text, the link, who and when."""
+    return {
+        "id": mention.id,
+        "source": mention.source,
+        "author": mention.author.handle,
+        "url": mention.url,
+        "text": mention.body[:400],
+        "created_at": utc_iso(mention.created_at),
+        "engagement": mention.engagement.total,
+        "sentiment": mention.sentiment,
+    }
 
 
 def _latest_followers(group: list[Mention]) -> int | None:
