@@ -93,9 +93,9 @@ deploy: build ## sam deploy (STAGE=dev|prod; first time also SENDER_EMAIL=..., o
 reliability: venv tools ## fault, crash and bad-input suite; prints a table (lost and duplicates must be 0)
 	$(VENV)/bin/python bench/reliability.py
 
-.PHONY: bench bench-coldstart bench-ingest bench-enrich
+.PHONY: bench bench-coldstart bench-ingest bench-enrich bench-digest
 
-bench: bench-coldstart bench-ingest bench-enrich ## every benchmark; each ends with one summary line
+bench: bench-coldstart bench-ingest bench-enrich bench-digest ## every benchmark; each ends with one summary line
 
 # bench/coldstart.py runs `make build` itself (sam build needs the tools) unless given --no-build.
 bench-coldstart: venv tools ## import each built handler as Lambda does (median ms) and size the artifacts
@@ -106,6 +106,10 @@ bench-ingest: venv ## parse, match and store 10,000 mentions against moto (ms pe
 
 bench-enrich: venv ## tone and theme of 450 hand-labelled mentions (accuracy, macro F1) and CPU ms per mention
 	$(VENV)/bin/python bench/enrich_eval.py
+
+# Stores the weeks through moto in this process: the 200,000-mention week takes a long while (see README).
+bench-digest: venv ## weekly digests of a 10,000- and a 200,000-mention week: build seconds, DynamoDB items read
+	$(VENV)/bin/python bench/digest.py
 
 .PHONY: scale cost
 

@@ -137,12 +137,13 @@ def test_mentions_each_in_their_own_buckets_are_split_by_action_count():
     assert len(batches) > 200 // MENTIONS_PER_TRANSACTION
 
 
-def test_mentions_on_different_days_each_add_three_items():
-    # one per day by one author: 1 put + 3 new items each, + 1 author item and one per week of the
-    # author's (23 days touch 4 weeks) -> at most 23 per transaction
+def test_mentions_on_different_days_each_add_four_items():
+    # one per day by one author: 1 put + 4 new items each (5-minute, hourly and daily counters, the
+    # hour's digest rollup), + 1 author item and one per week of the author's (19 days touch 4 weeks)
+    # -> at most 19 per transaction
     mentions = [mention(n, T0 + timedelta(days=n)) for n in range(60)]
     batches = assert_batches_fit(mentions)
-    assert max(len(b) for b in batches) == 23
+    assert max(len(b) for b in batches) == 19
 
 
 @pytest.mark.parametrize("seed", range(8))

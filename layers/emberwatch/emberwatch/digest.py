@@ -566,21 +566,23 @@ class DigestService:
         """Read the period's aggregates (never its mentions) and build the digest context."""
         store, previous = self.store, period.previous
         current = store.rollups(brand.id, period.start, period.end)
+        before = store.rollups(brand.id, previous.start, previous.end)
         candidates = voice_candidates(current)
         unsubscribe = self.unsubscribe_https(recipient_email, brand.id)
         return build_digest(
             brand,
             period,
             current=current,
-            previous=store.rollups(brand.id, previous.start, previous.end),
+            previous=before,
             top=store.top_mentions(brand.id, period.start, period.end, TOP_POSTS),
             incidents=store.incidents_between(brand.id, period.start, period.end),
             now=now,
             unsubscribe_url=unsubscribe or f"mailto:{self.sender}?subject=unsubscribe",
-            care=store.care_hours(brand.id, period.start, period.end),
-            previous_care=store.care_hours(brand.id, previous.start, previous.end),
+            # the first-response histograms ride in the same hourly rollups: no further reads
+            care=[h.care for h in current if h.care],
+            previous_care=[h.care for h in before if h.care],
             waiting=store.oldest_waiting(brand.id, period.start, period.end, now),
-            ambassadors=store.ambassadors(brand.id, period.start, period.end),
+            ambassadors=store.ambassadors(brand.id, period.start, period.end, limit=AMBASSADORS),
             first_seen=store.first_seen(brand.id, [(v["source"], v["author"]) for v in candidates]),
             runs=store.source_runs(brand.id),
             sections=sections,

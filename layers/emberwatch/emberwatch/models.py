@@ -195,6 +195,7 @@ class HourRollup:
     themes: dict[str, int] = field(default_factory=dict)
     examples: dict[str, dict[str, Any]] = field(default_factory=dict)  # theme -> one post of that hour
     voices: list[dict[str, Any]] = field(default_factory=list)  # well-followed authors of that hour
+    care: CareHour | None = None  # first responses to this hour's customer mentions
 
 
 @dataclass(frozen=True, slots=True)

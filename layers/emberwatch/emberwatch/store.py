@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import islice
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -376,6 +377,17 @@ class Store:
                     ),
                 }
             },
+            # the same histogram in the hour's digest rollup: a digest then reads one item per hour
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": serialize({"pk": f"R#{reply.brand}#{hour:%Y-%m}", "sk": f"{hour:%dT%H}"}),
+                    "UpdateExpression": f"ADD {', '.join(adds)} SET bucket_at = :bucket",
+                    "ExpressionAttributeValues": serialize(
+                        {":one": 1, ":secs": seconds, ":bucket": utc_iso(hour)}
+                    ),
+                }
+            },
         ]
         if parent.get("author_handle"):
             author_key = f"A#{reply.brand}#{parent['source']}#{parent['author_handle'].lower()}"
@@ -585,19 +597,22 @@ class Store:
             recorded.append(m.author.handle)
         return recorded
 
-    def ambassadors(self, brand: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
-        """Critics turned ambassadors whose positive mention falls in [start, end)."""
-        out = []
+    def ambassadors(
+        self, brand: str, start: datetime, end: datetime, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Critics turned ambassadors whose positive mention falls in [start, end) (the first `limit`)."""
+        out: list[dict[str, Any]] = []
         month = start.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        while month < end:
-            out.extend(
-                self._query(
-                    KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
-                    ExpressionAttributeValues=serialize(
-                        {":pk": f"AMB#{brand}#{month:%Y-%m}", ":low": utc_iso(start), ":high": utc_iso(end)}
-                    ),
-                )
+        while month < end and (limit is None or len(out) < limit):
+            found = self._query(
+                KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+                ExpressionAttributeValues=serialize(
+                    {":pk": f"AMB#{brand}#{month:%Y-%m}", ":low": utc_iso(start), ":high": utc_iso(end)}
+                ),
+                **({"Limit": limit - len(out)} if limit is not None else {}),
             )
+            # islice stops before the next page is asked for: a limited read stays one page
+            out.extend(found if limit is None else islice(found, limit - len(out)))
             month = (month + timedelta(days=32)).replace(day=1)
         return out
 
@@ -1588,27 +1603,17 @@ class Store:
                     themes={k[2:]: v for k, v in item.items() if k.startswith("t_")},
                     examples={k[2:]: v for k, v in item.items() if k.startswith("x_")},
                     voices=[v for k, v in item.items() if k.startswith("v#")],
+                    care=_care_hour(brand, item) if item.get("answered") else None,
                 )
             )
         return sorted(out, key=lambda r: r.start)
 
     def care_hours(self, brand: str, start: datetime, end: datetime) -> list[CareHour]:
         """First-response histograms of the customer mentions created in hours starting in [start, end)."""
-        out = []
-        for item in self._hour_items("CARE", brand, start, end):
-            bins: dict[int | None, int] = {limit: item.get(f"frt_le_{limit}", 0) for limit in FRT_BINS}
-            bins[None] = item.get("frt_over", 0)
-            out.append(
-                CareHour(
-                    brand=brand,
-                    start=parse_iso(item["bucket_at"]),
-                    answered=item.get("answered", 0),
-                    answered_negative=item.get("answered_neg", 0),
-                    seconds_total=item.get("frt_sum", 0),
-                    bins=bins,
-                )
-            )
-        return sorted(out, key=lambda c: c.start)
+        return sorted(
+            (_care_hour(brand, item) for item in self._hour_items("CARE", brand, start, end)),
+            key=lambda c: c.start,
+        )
 
     def oldest_waiting(
         self, brand: str, start: datetime, end: datetime, now: datetime, limit: int = 3
@@ -1877,6 +1882,19 @@ class Store:
             self._tops.pop((top["pk"], top["sk"]), None)
             return dropped
         raise ConflictError(f"top posts {top['pk']}/{top['sk']} kept changing")
+
+
+def _care_hour(brand: str, item: dict[str, Any]) -> CareHour:
+    bins: dict[int | None, int] = {limit: item.get(f"frt_le_{limit}", 0) for limit in FRT_BINS}
+    bins[None] = item.get("frt_over", 0)
+    return CareHour(
+        brand=brand,
+        start=parse_iso(item["bucket_at"]),
+        answered=item.get("answered", 0),
+        answered_negative=item.get("answered_neg", 0),
+        seconds_total=item.get("frt_sum", 0),
+        bins=bins,
+    )
 
 
 def _post_summary(mention: Mention) -> dict[str, Any]:
