@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from emberwatch.cli import main
@@ -64,3 +65,32 @@ def test_preview_names_an_unknown_brand(store, tmp_path, capsys):
     config.write_text(CONFIG_YAML)
     code = main(["digest", "preview", "--brand", "nope", "--table", store.table, "--config", str(config)])
     assert code == 2 and "no brand 'nope'" in capsys.readouterr().err
+
+
+def test_weekly_preview_covers_the_seven_days(store, tmp_path):
+    store.store_mentions(
+        [
+            Mention(
+                source="reddit",
+                native_id=f"w{n}",
+                brand="acme",
+                query='"acme widgets"',
+                author=Author(f"u{n}"),
+                text=f"Acme Widgets week post {n}",
+                created_at=DAY - timedelta(days=6) + timedelta(hours=10 * n),
+                url=f"https://www.reddit.com/r/x/comments/w{n}/",
+                theme="feedback",
+            )
+            for n in range(15)
+        ]
+    )
+    config = tmp_path / "config.yaml"
+    config.write_text(CONFIG_YAML)
+    args = ["digest", "preview", "--brand", "acme", "--period", "weekly", "--at", "2024-05-14T08:00:00Z"]
+    code = main([*args, "--table", store.table, "--config", str(config), "--out", str(tmp_path / "out")])
+    assert code == 0
+    text = (tmp_path / "out" / "digest-acme-weekly-2024-05-07.txt").read_text()
+    assert "Weekly digest" in text and "07 May – 13 May 2024" in text
+    assert re.search(r"^  Mentions +15 +none before$", text, re.M)
+    assert "Feedback: 15" in text
+    assert list(ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sent_messages) == []
