@@ -336,16 +336,11 @@ def build_digest(
     """The digest context (pure), from the hourly rollups of this and the previous period and the
     other aggregates (care histograms, top-post lists, incidents, ambassadors, source runs)."""
     care, previous_care = list(care), list(previous_care)
-    mentions = sum(h.mentions for h in current)
-    negative = sum(h.negative for h in current)
-    rated = sum(h.rated for h in current)
-    before = sum(h.mentions for h in previous)
-    before_negative = sum(h.negative for h in previous)
-    before_rated = sum(h.rated for h in previous)
-    reach = sum(h.reach for h in current)
-    before_reach = sum(h.reach for h in previous)
-    customer = sum(h.customer for h in current)
-    before_customer = sum(h.customer for h in previous)
+    fields = ("mentions", "negative", "rated", "reach", "customer")
+    mentions, negative, rated, reach, customer = (sum(getattr(h, f) for h in current) for f in fields)
+    before, before_negative, before_rated, before_reach, before_customer = (
+        sum(getattr(h, f) for h in previous) for f in fields
+    )
     answered = sum(c.answered for c in care)
     before_answered = sum(c.answered for c in previous_care)
     per_source = _per_source(current)
