@@ -170,6 +170,9 @@ def functions_of(template: dict[str, Any]) -> list[Function]:
                 env[key] = str(value)
             elif key in DEPLOY_TIME_VALUES:
                 env[key] = DEPLOY_TIME_VALUES[key]
+            elif isinstance(value, dict) and value.get("Ref") in template.get("Parameters", {}):
+                # a template parameter: its default
+                env[key] = str(template["Parameters"][value["Ref"]].get("Default", ""))
             else:
                 sys.exit(f"{name}: add a stand-in for {key} ({value!r}) to DEPLOY_TIME_VALUES")
         found.append(Function(name, BUILD / props["CodeUri"], layers, env))
