@@ -654,7 +654,8 @@ class _Builder:
                 )
 
     def fire(self, fire_at: datetime) -> None:
-        """The upset post at ``fire_at`` and the burst it sets off, rising for ~1 h and fading by 3 h."""
+        """The upset post at ``fire_at``, a first wave of replies within minutes, then a burst rising for ~1 h
+        and fading by 3 h."""
         rng = self.rng
         title, quote = rng.choice(_FIRE_ORIGINALS)
         original = self.story(fire_at, "negative", "link", self.fill(title, brand=self.brand), "", fire=True)
@@ -665,7 +666,11 @@ class _Builder:
         stories = [original]
         elsewhere = [self.external_story(fire_at - timedelta(hours=rng.uniform(1, 8))) for _ in range(3)]
         span = FIRE_SPAN.total_seconds()
-        for offset in sorted(int(rng.triangular(30, span, span / 3)) for _ in range(rng.randint(170, 260))):
+        # The first wave: an angry post that catches on draws its first replies and reposts within minutes
+        # (about twenty in the first ten), then the bulk rises for an hour and fades.
+        first_wave = [int(min(rng.expovariate(1 / 240), 540)) + 20 for _ in range(rng.randint(18, 26))]
+        bulk = [int(rng.triangular(30, span, span / 3)) for _ in range(rng.randint(170, 260))]
+        for offset in sorted(first_wave + bulk):
             created = fire_at + timedelta(seconds=offset)
             if rng.random() < 0.06:
                 lang, repost = rng.choices(_FIRE_STORIES, [8 if s[0] == "en" else 3 for s in _FIRE_STORIES])[
