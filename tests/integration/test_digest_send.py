@@ -334,3 +334,17 @@ def test_email_headers_resist_injection_and_offer_one_click_unsubscribe(aws, sta
     assert "مرحبا Acme 👋🏽 רוב תודה" in html and 'dir="auto"' in html
     assert "مرحبا Acme 👋🏽 רוב תודה" in text_part.get_content()
     assert "<svg" not in html.lower() and "<script" not in html.lower()
+
+
+def test_a_run_killed_after_its_claim_is_completed_by_the_next_hourly_run(aws, stack, store):
+    config = config_with("  - {email: one@acme.example}\n")
+    svc = service(aws, store, config)
+    run_at = DAY + timedelta(hours=8)
+    period = period_ending(run_at, "daily", "UTC")
+    # a run claimed the send and died before sending: its retries within the lease skip it
+    assert store.claim("D#one@acme.example", f"acme#{period.key}", run_at, ttl_days=400, lease_seconds=900)
+    assert svc.run(run_at + timedelta(minutes=3)).skipped
+    # the next hourly run finds the lease expired and sends that period's digest, once
+    assert len(svc.run(run_at + timedelta(hours=1)).sent) == 1
+    assert svc.run(run_at + timedelta(hours=2)).sent == []
+    assert len(sent()) == 1
