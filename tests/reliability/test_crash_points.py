@@ -48,18 +48,14 @@ class CrashPoint:
 
 
 _AT_LEAST_ONCE = (
-    "at-least-once window: SNS has accepted the alert but the claim is not marked done; the next run "
-    "cannot tell a sent alert from an unsent one and sends it again (SNS standard topics cannot dedupe)"
-)
-_DIGEST_LEASE = (
-    "the digest claim is held for 900 s; Lambda's retries of the same event (after ~1 and ~3 min) find it "
-    "in progress, report 'skipped' and succeed, so no later run sends that period's digest"
+    "at-least-once window: SNS or SES has accepted the message but the claim is not marked done; the next "
+    "run cannot tell it from an unsent one and sends it again (neither service deduplicates)"
 )
 KNOWN = {
     "detect-after-notify": _AT_LEAST_ONCE,
     "detect-before-notify complete": _AT_LEAST_ONCE,
-    "digest-after-claim": _DIGEST_LEASE,
-    "digest-before-send": _DIGEST_LEASE,
+    "digest-after-send": _AT_LEAST_ONCE,
+    "digest-before-complete": _AT_LEAST_ONCE,
 }
 
 
@@ -182,15 +178,19 @@ def crash_digest(point, aws, stack, store, handler, lambda_context, monkeypatch)
     app = handler("digest")
     calls = arm(point, app)
     run_at = START + timedelta(days=3, hours=8)
-    event = scheduled_event(None, run_at, kind="digest", period="daily")
+    event = scheduled_event(None, run_at, kind="digest")  # the hourly schedule names no period
     with pytest.raises(LambdaKilled):
         app.lambda_handler(event, lambda_context)
     calls["restore"]()
     app = handler("digest")
     # Lambda retries a failed asynchronous invocation twice (after about 1 and 3 minutes) with the
-    # same event; the scheduled time, not the clock, names the period
+    # same event; then the hourly schedule's next runs
     for _ in (1, 2):
         app.lambda_handler(event, lambda_context)
+    for hours in (1, 2):
+        app.lambda_handler(
+            scheduled_event(None, run_at + timedelta(hours=hours), kind="digest"), lambda_context
+        )
     mails = [
         email.message_from_string(m.raw_data) if hasattr(m, "raw_data") else m
         for m in sent_messages()[before:]
