@@ -60,7 +60,7 @@ def main(argv: list[str]) -> int:
             (c for c in ledger.CATEGORIES if c.split()[0] in nodeid.replace("_", " ")), "unrecorded"
         )
         row = totals.setdefault(
-            category, {"cases": 0, "faults": 0, "survived": 0, "lost": 0, "duplicates": 0}
+            category, {"cases": 0, "faults": 0, "survived": 0, "lost": 0, "duplicates": 0, "repeats": 0}
         )
         row["cases"] += 1
     failed_by_category: dict[str, int] = {}
@@ -75,7 +75,7 @@ def main(argv: list[str]) -> int:
 
     header = (
         f"{'category':<16} {'cases':>6} {'failed':>6} {'faults':>7} {'survived':>8} "
-        f"{'lost':>5} {'dups':>5} {'secs':>6}"
+        f"{'lost':>5} {'dups':>5} {'repeats':>7} {'secs':>6}"
     )
     print()
     print(header)
@@ -86,12 +86,19 @@ def main(argv: list[str]) -> int:
         row = totals[category]
         print(
             f"{category:<16} {row['cases']:>6} {failed_by_category.get(category, 0):>6} {row['faults']:>7} "
-            f"{row['survived']:>8} {row['lost']:>5} {row['duplicates']:>5} {seconds.get(category, 0.0):>6.1f}"
+            f"{row['survived']:>8} {row['lost']:>5} {row['duplicates']:>5} {row['repeats']:>7} "
+            f"{seconds.get(category, 0.0):>6.1f}"
         )
     cases = sum(r["cases"] for r in totals.values())
     lost = sum(r["lost"] for r in totals.values())
     duplicates = sum(r["duplicates"] for r in totals.values())
+    repeats = sum(r["repeats"] for r in totals.values())
     print("-" * len(header))
+    if repeats:
+        print(
+            f"repeats: {repeats} crash points in the at-least-once window (SNS or SES accepted the message, "
+            "the record not yet written) sent it once more; none was lost (README, Reliability)"
+        )
     print(f"{len(collector.outcomes)} tests, {len(failed)} failed, {elapsed:.0f} s")
     ok = code == 0 and not failed and lost == 0 and duplicates == 0 and cases >= MIN_CASES
     if cases < MIN_CASES:

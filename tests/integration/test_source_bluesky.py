@@ -217,7 +217,7 @@ def test_search_is_read_newest_first_by_cursor_and_normalised(store):
     assert [s.get("cursor") for s in fake.searches] == [None, "3"]
     for search in fake.searches:
         assert search["q"] == '"acme widgets"' and search["sort"] == "latest" and search["limit"] == "100"
-        assert search["since"] == "2024-05-12T14:30:00Z"  # first run: 24 hours back
+        assert search["since"] == "2024-05-12T14:00:00Z"  # first run: 24 hours before the top of the hour
         assert search["auth"] == f"Bearer {fake.access}"
     mentions = stored(store)
     assert set(mentions) == ALL
@@ -392,7 +392,7 @@ def test_a_run_killed_after_its_first_page_loses_nothing(store):
         scan(store)
     assert set(stored(store)) == {JANE, SAM}
     position = cursor(store).position
-    assert position["cursor"] == "3" and position["pass_since"] == "2024-05-12T14:30:00Z"
+    assert position["cursor"] == "3" and position["pass_since"] == "2024-05-12T14:00:00Z"
 
     fake.fail = None
     fake.searches.clear()
@@ -402,7 +402,7 @@ def test_a_run_killed_after_its_first_page_loses_nothing(store):
     assert set(stored(store)) == ALL and counted(store) == 4
     # the interrupted pass resumed at its cursor with its own `since`, then a fresh pass began
     assert [(s["since"], s.get("cursor")) for s in fake.searches][:2] == [
-        ("2024-05-12T14:30:00Z", "3"),
+        ("2024-05-12T14:00:00Z", "3"),
         ("2024-05-13T13:58:21Z", None),
     ]
     assert cursor(store).position["since"] == "2024-05-13T14:03:21Z"
@@ -419,7 +419,7 @@ def test_a_cut_short_run_resumes_its_pass_on_the_next_run(store):
     second = scan(store, config=config)
 
     assert second.reports[0].stored == 2
-    assert fake.searches[-1]["cursor"] == "3" and fake.searches[-1]["since"] == "2024-05-12T14:30:00Z"
+    assert fake.searches[-1]["cursor"] == "3" and fake.searches[-1]["since"] == "2024-05-12T14:00:00Z"
     assert cursor(store).position["since"] == "2024-05-13T14:03:21Z"
     assert "cursor" not in cursor(store).position
     assert counted(store) == 4

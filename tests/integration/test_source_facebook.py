@@ -189,17 +189,17 @@ def test_tagged_posts_and_page_comments_are_stored_normalised(store):
     # the requests: the Page token as a parameter (never the one in Graph's `next` links)
     assert {p["access_token"] for _, p in calls} == {TOKEN}
     tagged = [p for path, p in calls if path.endswith("/tagged")]
-    assert tagged[0]["since"] == str(epoch(2024, 5, 12, 14, 28))  # 24 h back, minus the overlap
+    assert tagged[0]["since"] == str(epoch(2024, 5, 12, 13, 58))  # 24 h before 14:00, less the overlap
     assert tagged[1]["after"] == "QVFIUk5pcWxB"
     (posts,) = [p for path, p in calls if path.endswith("/posts")]
-    assert posts["since"] == str(epoch(2024, 5, 5, 14, 30)) and posts["fields"] == "id,created_time"
+    assert posts["since"] == str(epoch(2024, 5, 5, 14, 0)) and posts["fields"] == "id,created_time"
     comments = [(path, p) for path, p in calls if path.endswith("/comments")]
     assert [path.rsplit("/", 2)[1] for path, _ in comments] == ["1234567890_9001"] * 2 + ["1234567890_9000"]
     first = comments[0][1]
     assert (first["order"], first["filter"], first["since"]) == (
         "reverse_chronological",
         "stream",
-        str(epoch(2024, 5, 12, 14, 28)),
+        str(epoch(2024, 5, 12, 13, 58)),
     )
     assert first["fields"] == "id,message,from,created_time,like_count,comment_count,parent,permalink_url"
 

@@ -175,7 +175,7 @@ def test_questions_are_stored_normalised_over_two_pages(store):
         "site": "stackoverflow",
         "sort": "creation",
         "order": "desc",
-        "fromdate": str(int(datetime(2024, 5, 12, 14, 25, tzinfo=UTC).timestamp())),
+        "fromdate": str(int(datetime(2024, 5, 12, 13, 55, tzinfo=UTC).timestamp())),
         "page": "1",
         "pagesize": "100",
         "filter": "withbody",
@@ -205,7 +205,7 @@ def test_second_page_is_read_from_the_stored_cursor(store):
     assert first.reports[0].stored == 2
     position = phrase_cursor(store).position
     assert position["upper"] == 1715601000  # the oldest question stored
-    assert position["since"] == int(datetime(2024, 5, 12, 14, 30, tzinfo=UTC).timestamp())
+    assert position["since"] == int(datetime(2024, 5, 12, 14, 0, tzinfo=UTC).timestamp())
 
     # Then the next run asks for questions up to that second (again: its ids are remembered)
     calls.clear()
@@ -224,7 +224,7 @@ def test_an_empty_result_stores_nothing(store):
     assert report.reports[0].errors == []
     assert report.reports[0].stored == 0
     assert phrase_cursor(store).position["since"] == int(
-        datetime(2024, 5, 12, 14, 30, tzinfo=UTC).timestamp()
+        datetime(2024, 5, 12, 14, 0, tzinfo=UTC).timestamp()
     )
 
 

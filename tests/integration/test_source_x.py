@@ -118,7 +118,7 @@ def test_first_run_pages_with_next_token_and_normalises_posts(store):
     # the first request is bounded to the last 24 h, with the documented fields
     first, second = calls
     assert first["query"] == QUERY
-    assert first["start_time"] == "2024-05-12T14:30:00Z" and "since_id" not in first
+    assert first["start_time"] == "2024-05-12T14:00:00Z" and "since_id" not in first
     assert first["max_results"] == "100" and first["sort_order"] == "recency"
     assert first["tweet.fields"] == (
         "created_at,author_id,public_metrics,lang,conversation_id,in_reply_to_user_id,referenced_tweets"
@@ -214,7 +214,7 @@ def test_a_cut_short_first_run_resumes_with_next_token_and_the_same_window(store
     assert first.reports[0].stored == 4
     # Then the cursor keeps the window and the next token, and holds the newest id as pending
     assert cursor(store).position == {
-        "start_time": "2024-05-12T14:30:00Z",
+        "start_time": "2024-05-12T14:00:00Z",
         "next_token": TOKEN,
         "pending_newest": NEWEST_P1,
     }
@@ -223,7 +223,7 @@ def test_a_cut_short_first_run_resumes_with_next_token_and_the_same_window(store
     second = scan(store, now=NOW + timedelta(minutes=5), max_pages=1)
     assert second.reports[0].stored == 2
     # it used the next_token with the first run's window, not a new one
-    assert calls[1]["next_token"] == TOKEN and calls[1]["start_time"] == "2024-05-12T14:30:00Z"
+    assert calls[1]["next_token"] == TOKEN and calls[1]["start_time"] == "2024-05-12T14:00:00Z"
     assert cursor(store).position == {"since_id": NEWEST_P1}
 
     # and the run after that asks only for what is newer than the first page

@@ -194,7 +194,7 @@ def test_search_and_channel_comments_are_stored_normalised(store):
         "snippet",
         "50",
     )
-    assert first["publishedAfter"] == "2024-05-12T13:30:00Z"  # 24 h back, minus the hour of overlap
+    assert first["publishedAfter"] == "2024-05-12T13:00:00Z"  # 24 h before 14:00, less 1 h overlap
     assert [p.get("pageToken") for p in searches if p["q"] == '"acme widgets"'] == [None, "CAIQAA"]
     stats = [p for path, p in calls if path.endswith("/videos")]
     assert [p["id"] for p in stats] == ["Xk3fQ9pLm2A,Pz8rT1vNw0Q", "Lm4nB7cVx1Z"]
@@ -226,7 +226,7 @@ def test_second_page_is_read_from_the_stored_cursor(store):
     assert first.reports[0].stored == 4  # two videos, two comments
     oldest = int(datetime(2024, 5, 13, 11, 22, 40, tzinfo=UTC).timestamp())
     assert cursor.position["upper"] == oldest
-    assert cursor.position["since"] == int(datetime(2024, 5, 12, 14, 30, tzinfo=UTC).timestamp())
+    assert cursor.position["since"] == int(datetime(2024, 5, 12, 14, 0, tzinfo=UTC).timestamp())
 
     # When the next run resumes below that top
     calls.clear()
@@ -307,7 +307,7 @@ def test_empty_results_store_nothing_and_spend_no_statistics_call(store):
     assert report.reports[0].stored == 0
     assert not [c for c in calls if c[0].endswith("/videos")]
     cursor = store.get_cursor("acme", "youtube", spec_key("search", '"acme widgets"'))
-    assert cursor.position["since"] == int(datetime(2024, 5, 12, 14, 30, tzinfo=UTC).timestamp())
+    assert cursor.position["since"] == int(datetime(2024, 5, 12, 14, 0, tzinfo=UTC).timestamp())
 
 
 @responses.activate

@@ -84,19 +84,12 @@ DYNAMO_FAULTS = [
 ]
 
 
-_CARRIED_LOSS = (
-    "measured: when a stream's DynamoDB writes fail for longer than one run, the next runs store all "
-    "but 1-3 of the generated Hacker News mentions (e.g. hackernews:40315599 after PutItem failures)"
-)
-
-
 @pytest.mark.parametrize(
     ("operation", "code", "times", "runs"),
     [
         pytest.param(
             *case,
             id=f"{case[0]}-{case[1]}-x{case[2]}",
-            marks=[pytest.mark.xfail(strict=True, reason=_CARRIED_LOSS)] if case[3] > 1 else [],
         )
         for case in DYNAMO_FAULTS
     ],

@@ -356,7 +356,8 @@ def backfill(args: argparse.Namespace) -> int:
     errors: list[str] = []
     module = importlib.import_module(CONNECTOR_MODULES[args.source])
     with (
-        reaching_back(module, now - since) as honoured,
+        # a first run starts `lookback` before the top of the hour (ScanContext.first_run_start)
+        reaching_back(module, ctx.first_run_start(timedelta(0)) - since) as honoured,
         Progress(f"backfill {args.source}", total=1.0) as bar,
     ):
         if not honoured:

@@ -92,6 +92,15 @@ class ScanContext:
     def time_left(self) -> bool:
         return self.http.monotonic() < self.http.deadline
 
+    def first_run_start(self, lookback: timedelta) -> datetime:
+        """Where a stream with no cursor starts reading: `lookback` before the top of the current hour.
+
+        Anchored to the hour, not to the minute, so a new stream whose first runs fail (its cursor never
+        saved) still starts from the same point on the next runs of that hour, and loses nothing at the
+        edge of the look-back.
+        """
+        return self.now.replace(minute=0, second=0, microsecond=0) - lookback
+
     def secret(self, *required: str) -> dict[str, Any]:
         """This source's credentials; CredentialsError names any required key that is missing."""
         values = self.credentials.for_source(self.settings.name) if self.credentials else {}

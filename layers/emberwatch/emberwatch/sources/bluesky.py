@@ -399,7 +399,7 @@ class BlueskyConnector:
         while True:  # one pass; a resumed pass is followed by one fresh pass
             resumed = pending is not None
             if pass_since is None:
-                pass_since = since - OVERLAP if since else ctx.now - FIRST_RUN_LOOKBACK
+                pass_since = since - OVERLAP if since else ctx.first_run_start(FIRST_RUN_LOOKBACK)
             while True:
                 if pages_read >= ctx.settings.max_pages or not ctx.time_left():
                     return

@@ -278,7 +278,7 @@ class FacebookConnector:
         page_id = spec.params["page"]
         queries = brand_queries(brand)
         position = cursor.position
-        since = int(position.get("since") or _epoch(ctx.now - FIRST_RUN_LOOKBACK))
+        since = int(position.get("since") or _epoch(ctx.first_run_start(FIRST_RUN_LOOKBACK)))
         floor = since - OVERLAP_SECONDS
         upper: int | None = position.get("upper")
         high: int | None = position.get("high")
@@ -331,7 +331,7 @@ class FacebookConnector:
     ) -> Iterator[Page]:
         page_id = spec.params["page"]
         position = cursor.position
-        since = int(position.get("since") or _epoch(ctx.now - FIRST_RUN_LOOKBACK))
+        since = int(position.get("since") or _epoch(ctx.first_run_start(FIRST_RUN_LOOKBACK)))
         floor = since - OVERLAP_SECONDS
         high: int | None = position.get("high")
         done: list[str] = list(position.get("done", []))

@@ -104,7 +104,7 @@ class HackerNewsConnector:
         base = (ctx.settings.base_url or BASE_URL).rstrip("/")
         query = parse_query(spec.params["query"])
         position = cursor.position
-        since = int(position.get("since") or (ctx.now - FIRST_RUN_LOOKBACK).timestamp())
+        since = int(position.get("since") or ctx.first_run_start(FIRST_RUN_LOOKBACK).timestamp())
         upper: int | None = position.get("upper")
         high: int | None = position.get("high")
         # ids already stored near `since`: the overlap re-reads them, they are not written again

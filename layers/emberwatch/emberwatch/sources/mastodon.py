@@ -307,7 +307,9 @@ class MastodonConnector:
             since = None
             if floor is None:
                 since = (
-                    parse_iso(position["since"]) if position.get("since") else ctx.now - FIRST_RUN_LOOKBACK
+                    parse_iso(position["since"])
+                    if position.get("since")
+                    else ctx.first_run_start(FIRST_RUN_LOOKBACK)
                 )
             while True:
                 if pages_read >= ctx.settings.max_pages or not ctx.time_left():
@@ -337,7 +339,7 @@ class MastodonConnector:
                 page.position = {"min_id": floor, "top": top, place: resume}
                 if floor is None:
                     del page.position["min_id"]
-                    page.position["since"] = utc_iso(since or ctx.now - FIRST_RUN_LOOKBACK)
+                    page.position["since"] = utc_iso(since or ctx.first_run_start(FIRST_RUN_LOOKBACK))
                 yield page
             resume = None
             if not resumed:

@@ -183,7 +183,7 @@ class StackExchangeConnector:
         key = ctx.secret().get("key")  # optional: no key is fine, with a lower quota
         query = parse_query(spec.params["query"])
         position = cursor.position
-        since = int(position.get("since") or (ctx.now - FIRST_RUN_LOOKBACK).timestamp())
+        since = int(position.get("since") or ctx.first_run_start(FIRST_RUN_LOOKBACK).timestamp())
         upper: int | None = position.get("upper")
         high: int | None = position.get("high")
         recent: dict[str, int] = dict(position.get("recent", {}))

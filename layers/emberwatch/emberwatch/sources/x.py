@@ -347,7 +347,7 @@ class XConnector:
             )
             since_id, next_token, pending, start_time = None, None, None, utc_iso(oldest)
         if not since_id and not start_time:
-            start_time = utc_iso(ctx.now - FIRST_RUN_LOOKBACK)
+            start_time = utc_iso(ctx.first_run_start(FIRST_RUN_LOOKBACK))
         window = {"since_id": since_id} if since_id else {"start_time": start_time}
         pages_read = 0
         while pages_read < ctx.settings.max_pages and ctx.time_left():

@@ -336,7 +336,7 @@ class YouTubeConnector:
     ) -> Iterator[Page]:
         query = parse_query(spec.params["query"])
         position = cursor.position
-        since = int(position.get("since") or _epoch(ctx.now - FIRST_RUN_LOOKBACK))
+        since = int(position.get("since") or _epoch(ctx.first_run_start(FIRST_RUN_LOOKBACK)))
         upper: int | None = position.get("upper")
         high: int | None = position.get("high")
         recent: dict[str, int] = dict(position.get("recent", {}))
@@ -424,7 +424,7 @@ class YouTubeConnector:
     ) -> Iterator[Page]:
         queries = brand_queries(brand)
         position = cursor.position
-        since = int(position.get("since") or _epoch(ctx.now - FIRST_RUN_LOOKBACK))
+        since = int(position.get("since") or _epoch(ctx.first_run_start(FIRST_RUN_LOOKBACK)))
         floor = since - OVERLAP_SECONDS
         high: int | None = position.get("high")
         token: str | None = position.get("page_token")
