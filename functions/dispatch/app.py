@@ -1,4 +1,4 @@
-"""Enqueue the scan jobs of the period, one per (brand, source, stream): EventBridge Scheduler, every 5 min."""
+"""Enqueue the period's scan jobs, one per (brand, source, stream): EventBridge Scheduler, every 5 min."""
 
 from emberwatch.dispatch import dispatch, queue_url_from_env
 from emberwatch.events import ScheduledEvent

@@ -3,6 +3,7 @@ and go on watching; never stop."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -50,7 +51,7 @@ def test_a_warm_container_keeps_its_config_when_ssm_turns_invalid(aws, stack, st
     # Then the container goes on with the last good configuration
     assert kept is good and again is good
     # every read of the invalid text counts ConfigInvalid (service dimension only), the alarm watches it
-    (first, second) = config_invalid_datapoints(capsys.readouterr().out)
+    (first, _second) = config_invalid_datapoints(capsys.readouterr().out)
     assert first["ConfigInvalid"] == [1.0] or first["ConfigInvalid"] == 1.0
     assert first["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service", "stage"]]
     assert first["stage"] == "dev"
@@ -69,7 +70,7 @@ def test_a_warm_container_keeps_its_config_when_ssm_turns_invalid(aws, stack, st
 
 def test_a_fresh_container_falls_back_on_the_copy_in_the_table(aws, stack, store):
     # Given a container saw the good configuration (and kept a copy in the table)
-    runtime_for(stack).config
+    assert runtime_for(stack).config.brands
     assert "acme widgets" in store.last_good_config()
 
     # When the parameter turns invalid and a new container starts
@@ -85,7 +86,7 @@ def test_a_fresh_container_falls_back_on_the_copy_in_the_table(aws, stack, store
 def test_without_any_good_configuration_the_error_lists_every_problem(aws, stack, store):
     push_config(aws, stack, BROKEN)
     with pytest.raises(ConfigError) as info:
-        runtime_for(stack).config
+        _ = runtime_for(stack).config
     message = str(info.value)
     assert "detection.window_minutes: must be a multiple of 5" in message
     assert "colour: unknown field" in message
@@ -113,4 +114,4 @@ def test_a_source_scanned_every_15_minutes_runs_on_one_tick_in_three():
     assert all(due(t, 5) for t in ticks)
     runs = [t for t in ticks if due(t, 15)]
     assert len(runs) == 4
-    assert all(b - a == timedelta(minutes=15) for a, b in zip(runs, runs[1:], strict=False))
+    assert all(b - a == timedelta(minutes=15) for a, b in itertools.pairwise(runs))

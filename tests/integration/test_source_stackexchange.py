@@ -223,9 +223,7 @@ def test_an_empty_result_stores_nothing(store):
     report = scan(store)
     assert report.reports[0].errors == []
     assert report.reports[0].stored == 0
-    assert phrase_cursor(store).position["since"] == int(
-        datetime(2024, 5, 12, 14, 0, tzinfo=UTC).timestamp()
-    )
+    assert phrase_cursor(store).position["since"] == int(datetime(2024, 5, 12, 14, 0, tzinfo=UTC).timestamp())
 
 
 @responses.activate

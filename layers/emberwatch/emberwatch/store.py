@@ -1358,7 +1358,13 @@ class Store:
                     UpdateExpression="SET reposts = :r, likes = :l, replies = :p, score = :s, eng = :e",
                     ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(eng) OR eng < :e)",
                     ExpressionAttributeValues=serialize(
-                        {":r": eng.reposts, ":l": eng.likes, ":p": eng.replies, ":s": eng.score, ":e": eng.total}
+                        {
+                            ":r": eng.reposts,
+                            ":l": eng.likes,
+                            ":p": eng.replies,
+                            ":s": eng.score,
+                            ":e": eng.total,
+                        }
                     ),
                 )
                 grown += 1
