@@ -387,6 +387,9 @@ class ChannelSender:
             raise ChannelError(
                 f"channel {channel.name}: HTTP {response.status_code} {redact(response.text[:200])!r}"
             )
+        if "text/html" in response.headers.get("Content-Type", "").lower():
+            # a proxy, captive portal or login page answered, not the webhook: not delivered, retry later
+            raise ChannelError(f"channel {channel.name}: HTTP {response.status_code} with an HTML page")
 
 
 class Dispatcher:
