@@ -251,3 +251,19 @@ def test_deserialize_turns_decimals_into_python_numbers():
     back = deserialize({"n": {"N": "42"}, "f": {"N": "4.2"}})
     assert back == {"n": 42, "f": 4.2}
     assert not any(isinstance(v, Decimal) for v in back.values())
+
+
+def test_a_title_only_story_is_shown_by_its_title_in_digest_summaries():
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from emberwatch.store import _post_summary
+
+    from tests.integration.test_detect_and_digest import mention
+
+    title = "Acme Widgets deleted all my data and support has ignored me for 3 days"
+    story = replace(mention(1, datetime(2026, 11, 18, 14, tzinfo=UTC), text=title), title=title)
+    assert story.body == ""  # the body drops the leading copy of the title
+    assert _post_summary(story)["text"] == title
+    commented = replace(story, text=f"{title}\n\nI have tried every channel.")
+    assert _post_summary(commented)["text"] == "I have tried every channel."

@@ -120,6 +120,11 @@ class Mention:
             return rest
         return self.text
 
+    @property
+    def shown(self) -> str:
+        """What a digest or an alert shows of the post: its body, or its title when it has nothing else."""
+        return self.body or self.text
+
     def with_enrichment(self, **changes: Any) -> Mention:
         return replace(self, **changes)
 

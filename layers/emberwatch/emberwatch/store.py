@@ -581,7 +581,7 @@ class Store:
                                         "positive_at": when,
                                         "mention_id": m.id,
                                         "url": m.url,
-                                        "text": m.body[:300],
+                                        "text": m.shown[:300],
                                         "expires_at": _epoch(m.created_at + timedelta(days=400)),
                                     }
                                 ),
@@ -743,7 +743,7 @@ class Store:
                                     "source": m.source,
                                     "author": m.author.handle,
                                     "url": m.url,
-                                    "text": m.body[:500],
+                                    "text": m.shown[:500],
                                     "created_at": utc_iso(m.created_at),
                                     "expires_at": _epoch(m.created_at + timedelta(days=WAIT_DAYS)),
                                 }
@@ -1910,7 +1910,7 @@ def _post_summary(mention: Mention) -> dict[str, Any]:
         "source": mention.source,
         "author": mention.author.handle,
         "url": mention.url,
-        "text": mention.body[:400],
+        "text": mention.shown[:400],
         "created_at": utc_iso(mention.created_at),
         "engagement": mention.engagement.total,
         "sentiment": mention.sentiment,
