@@ -94,6 +94,15 @@ def _oneline(text: str, limit: int) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "\u2026"
 
 
+POST_TEXT_MAX = 2_000  # characters of a post's field in a webhook body (the whole post is one click away)
+
+
+def _clip(text: Any, limit: int) -> Any:
+    if not isinstance(text, str) or len(text) <= limit:
+        return text
+    return text[: limit - 1].rstrip() + "\u2026"
+
+
 def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
@@ -279,7 +288,13 @@ def webhook_body(message: AlertMessage) -> dict[str, Any]:
         "at": _iso(a["now"]),
         "resolved_at": _iso(a["resolved_at"]),
         "sources": a["sources"],
-        "posts": [{**p, "created_at": _iso(p["created_at"])} for p in a["posts"]],
+        "posts": [
+            {
+                **{key: _clip(value, POST_TEXT_MAX) for key, value in p.items()},
+                "created_at": _iso(p["created_at"]),
+            }
+            for p in a["posts"]
+        ],
         "link": a.get("link"),
         "summary": message.headline,
         "text": message.text,

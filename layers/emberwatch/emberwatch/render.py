@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,18 @@ def truncate_text(text: str | None, length: int = 280, end: str = ELLIPSIS) -> s
     return cut + end
 
 
+# C0 controls but tab and newline, DEL and the C1 controls: a post's NULs, bells and terminal escapes
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def strip_controls(value: Any) -> Any:
+    """Every `{{ value }}` of every template passes here: control characters never reach a reader."""
+    if isinstance(value, str) and _CONTROLS.search(value):
+        cleaned = _CONTROLS.sub("", value)
+        return type(value)(cleaned) if type(value) is not str else cleaned  # Markup stays Markup
+    return value
+
+
 def oneline(text: Any) -> str:
     """Collapse every run of whitespace, newlines included, into one space."""
     if text is None:
@@ -208,6 +221,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         auto_reload=False,
+        finalize=strip_controls,
     )
     env.filters.update(FILTERS)
     return env
