@@ -40,6 +40,7 @@ DEPLOY_TIME_VALUES = {
     "ALERT_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:emberwatch-dev-alerts",
     "SENDER_EMAIL": "digest@example.com",
     "SCAN_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/emberwatch-dev-scan-jobs.fifo",
+    "UNSUBSCRIBE_URL": "https://care.example.com/emberwatch/unsubscribe",
 }
 
 
@@ -203,7 +204,8 @@ def test_scan_function_carries_no_templates(built_template: dict[str, Any]) -> N
 
 
 def test_schedules_send_the_documented_event_envelope(built_template: dict[str, Any]) -> None:
-    expected_detail = {"ScanFunction": "source", "DetectFunction": None, "DigestFunction": "period"}
+    # the digest runs hourly with an empty detail: each recipient's cadence and local hour decide
+    expected_detail = {"ScanFunction": "source", "DetectFunction": None, "DigestFunction": None}
     for function, detail_key in expected_detail.items():
         events = built_template["Resources"][function]["Properties"]["Events"]
         assert events, f"{function} has no schedule"
