@@ -244,36 +244,59 @@ def prune_recent(recent: dict[str, int], floor: float, keep: int) -> dict[str, i
     return dict(sorted(kept.items(), key=lambda kv: -kv[1])[:keep])
 
 
-def window_position(
-    since: int,
-    *,
-    lowest: int | None,
-    high: int | None,
-    recent: dict[str, int],
-    overlap: int,
-    keep: int,
-    done: bool,
-) -> dict[str, Any]:
-    """The cursor of a newest-first walk down the window [since, upper] (HN, Stack Exchange, YouTube...).
+@dataclass(slots=True)
+class NewestFirstWalk:
+    """A newest-first walk down the window [since, upper] (HN, Stack Exchange, YouTube, Facebook tagged).
 
-    Done (read down to `since`): the window moves up to the newest item seen. Not done: its top comes
-    down to the oldest item stored, so the next run resumes below it and nothing in between is skipped.
-    `recent` keeps the ids the overlap will read again.
+    `recent` keeps the ids the overlap below `since` will read again; `high` is the newest item seen
+    while the window is being read. `done()` is the cursor once the walk has read down to `since`: the
+    window moves up to the newest item seen. `paused(lowest)` is the cursor of a walk stopped part way:
+    the window's top comes down to the oldest item stored, so the next run resumes below it and nothing
+    in between is skipped.
     """
-    if done:
-        new_since = max(high or since, since)
+
+    since: int
+    upper: int | None
+    high: int | None
+    recent: dict[str, int]
+    overlap: int
+    keep: int
+
+    @classmethod
+    def resume(
+        cls, position: dict[str, Any], first_run: datetime, *, overlap: int, keep: int
+    ) -> NewestFirstWalk:
+        """The walk a cursor position left off (or, on a first run, the window from `first_run` up)."""
+        return cls(
+            since=int(position.get("since") or first_run.timestamp()),
+            upper=position.get("upper"),
+            high=position.get("high"),
+            recent=dict(position.get("recent", {})),
+            overlap=overlap,
+            keep=keep,
+        )
+
+    def saw(self, newest: int | None) -> None:
+        """Note the newest item of a page (None: the page had none)."""
+        if newest is not None:
+            self.high = newest if self.high is None else max(self.high, newest)
+
+    def done(self) -> dict[str, Any]:
+        since = max(self.high or self.since, self.since)
         return {
-            "since": new_since,
+            "since": since,
             "upper": None,
             "high": None,
-            "recent": prune_recent(recent, new_since - overlap, keep),
+            "recent": prune_recent(self.recent, since - self.overlap, self.keep),
         }
-    return {
-        "since": since,
-        "upper": lowest,
-        "high": high,
-        "recent": prune_recent(recent, since - overlap, keep),
-    }
+
+    def paused(self, lowest: int | None) -> dict[str, Any]:
+        return {
+            "since": self.since,
+            "upper": lowest,
+            "high": self.high,
+            "recent": prune_recent(self.recent, self.since - self.overlap, self.keep),
+        }
 
 
 @dataclass(slots=True)

@@ -45,6 +45,7 @@ from ..models import Author, Cursor, Engagement, Mention
 from ..text import normalise_space
 from . import (
     CredentialsError,
+    NewestFirstWalk,
     Page,
     Parsed,
     QuerySpec,
@@ -56,7 +57,6 @@ from . import (
     prune_recent,
     select,
     stable_key,
-    window_position,
 )
 
 logger = logging.getLogger(__name__)
@@ -277,16 +277,14 @@ class FacebookConnector:
     ) -> Iterator[Page]:
         page_id = spec.params["page"]
         queries = brand_queries(brand)
-        position = cursor.position
-        since = int(position.get("since") or _epoch(ctx.first_run_start(FIRST_RUN_LOOKBACK)))
-        floor = since - OVERLAP_SECONDS
-        upper: int | None = position.get("upper")
-        high: int | None = position.get("high")
-        recent: dict[str, int] = dict(position.get("recent", {}))
+        walk = NewestFirstWalk.resume(
+            cursor.position, ctx.first_run_start(FIRST_RUN_LOOKBACK), overlap=OVERLAP_SECONDS, keep=RECENT_IDS
+        )
+        floor = walk.since - OVERLAP_SECONDS
         budget = _Budget(ctx)
         params: dict[str, Any] = {"fields": TAGGED_FIELDS, "since": floor, "limit": PAGE_SIZE}
-        if upper is not None:
-            params["until"] = upper + 1  # the boundary second again: its ids are in `recent`
+        if walk.upper is not None:
+            params["until"] = walk.upper + 1  # the boundary second again: its ids are in `recent`
         while budget.take():
             body = self._get(ctx, f"{base}/{page_id}/tagged", params, token, spec.label)
             parsed = parse_data(body["data"], brand, "", page_id=page_id)
@@ -294,33 +292,17 @@ class FacebookConnector:
             reached = bool(stamps) and min(stamps) < floor  # in case `since` was not applied
             fresh = [(m, s) for m, s in zip(parsed.mentions, stamps, strict=True) if s >= floor]
             parsed.mentions = [m for m, _ in fresh]
-            page = select(parsed, len(body["data"]), queries, recent, source="facebook", brand=brand)
+            page = select(parsed, len(body["data"]), queries, walk.recent, source="facebook", brand=brand)
             for mention, created in fresh:
-                recent.setdefault(mention.id, created)
-                high = created if high is None else max(high, created)
+                walk.recent.setdefault(mention.id, created)
+                walk.saw(created)
             following = next_params(body)
             if reached or following is None or not body["data"]:
-                page.position = window_position(
-                    since,
-                    lowest=None,
-                    high=high,
-                    recent=recent,
-                    overlap=OVERLAP_SECONDS,
-                    keep=RECENT_IDS,
-                    done=True,
-                )
+                page.position = walk.done()
                 yield page
                 return
-            lowest = min(stamps) if stamps else upper
-            page.position = window_position(
-                since,
-                lowest=lowest,
-                high=high,
-                recent=recent,
-                overlap=OVERLAP_SECONDS,
-                keep=RECENT_IDS,
-                done=False,
-            )
+            lowest = min(stamps) if stamps else walk.upper
+            page.position = walk.paused(lowest)
             yield page
             params = following
 

@@ -21,6 +21,7 @@ from ..models import Author, Cursor, Engagement, Mention
 from ..query import Query, parse_query
 from ..text import html_to_text
 from . import (
+    NewestFirstWalk,
     Page,
     Parsed,
     QuerySpec,
@@ -28,7 +29,6 @@ from . import (
     json_body,
     keyword_specs,
     select,
-    window_position,
 )
 
 logger = logging.getLogger(__name__)
@@ -103,48 +103,29 @@ class HackerNewsConnector:
     def pages(self, brand: Brand, spec: QuerySpec, cursor: Cursor, ctx: ScanContext) -> Iterator[Page]:
         base = (ctx.settings.base_url or BASE_URL).rstrip("/")
         query = parse_query(spec.params["query"])
-        position = cursor.position
-        since = int(position.get("since") or ctx.first_run_start(FIRST_RUN_LOOKBACK).timestamp())
-        upper: int | None = position.get("upper")
-        high: int | None = position.get("high")
         # ids already stored near `since`: the overlap re-reads them, they are not written again
-        recent: dict[str, int] = dict(position.get("recent", {}))
+        walk = NewestFirstWalk.resume(
+            cursor.position, ctx.first_run_start(FIRST_RUN_LOOKBACK), overlap=OVERLAP_SECONDS, keep=RECENT_IDS
+        )
         page_number = pages_read = 0
         while pages_read < ctx.settings.max_pages and ctx.time_left():
-            body = self._fetch(base, spec, since, upper, page_number, ctx)
+            body = self._fetch(base, spec, walk.since, walk.upper, page_number, ctx)
             pages_read += 1
-            page, oldest, newest = self._page(body["hits"], brand, query, recent)
-            if newest is not None:
-                high = newest if high is None else max(high, newest)
+            page, oldest, newest = self._page(body["hits"], brand, query, walk.recent)
+            walk.saw(newest)
             last_page = page_number + 1 >= body["nbPages"] or not body["hits"]
             capped = (page_number + 1) * HITS_PER_PAGE >= PAGINATION_LIMIT
             if last_page and not capped:
                 # window exhausted: once this page is stored, everything from `since` up is stored
-                page.position = window_position(
-                    since,
-                    lowest=None,
-                    high=high,
-                    recent=recent,
-                    overlap=OVERLAP_SECONDS,
-                    keep=RECENT_IDS,
-                    done=True,
-                )
+                page.position = walk.done()
                 yield page
                 return
-            lowest = oldest if oldest is not None else upper
-            page.position = window_position(
-                since,
-                lowest=lowest,
-                high=high,
-                recent=recent,
-                overlap=OVERLAP_SECONDS,
-                keep=RECENT_IDS,
-                done=False,
-            )
+            lowest = oldest if oldest is not None else walk.upper
+            page.position = walk.paused(lowest)
             yield page
             if last_page or capped:
                 # Algolia stops at 1,000 hits: lower the window's top to the oldest hit seen
-                upper = lowest if lowest != upper else (lowest or since) - 1
+                walk.upper = lowest if lowest != walk.upper else (lowest or walk.since) - 1
                 page_number = 0
             else:
                 page_number += 1

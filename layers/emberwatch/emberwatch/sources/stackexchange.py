@@ -40,6 +40,7 @@ from ..models import Author, Cursor, Engagement, Mention
 from ..query import Query, parse_query
 from ..text import html_to_text
 from . import (
+    NewestFirstWalk,
     Page,
     Parsed,
     QuerySpec,
@@ -47,7 +48,6 @@ from . import (
     json_body,
     keyword_specs,
     select,
-    window_position,
 )
 
 logger = logging.getLogger(__name__)
@@ -182,40 +182,21 @@ class StackExchangeConnector:
         base = (ctx.settings.base_url or BASE_URL).rstrip("/")
         key = ctx.secret().get("key")  # optional: no key is fine, with a lower quota
         query = parse_query(spec.params["query"])
-        position = cursor.position
-        since = int(position.get("since") or ctx.first_run_start(FIRST_RUN_LOOKBACK).timestamp())
-        upper: int | None = position.get("upper")
-        high: int | None = position.get("high")
-        recent: dict[str, int] = dict(position.get("recent", {}))
+        walk = NewestFirstWalk.resume(
+            cursor.position, ctx.first_run_start(FIRST_RUN_LOOKBACK), overlap=OVERLAP_SECONDS, keep=RECENT_IDS
+        )
         page_number = 1
         while page_number <= ctx.settings.max_pages and ctx.time_left():
-            body = self._fetch(base, spec, since, upper, page_number, key, ctx)
-            page, oldest, newest = self._page(body["items"], brand, query, recent)
-            if newest is not None:
-                high = newest if high is None else max(high, newest)
+            body = self._fetch(base, spec, walk.since, walk.upper, page_number, key, ctx)
+            page, oldest, newest = self._page(body["items"], brand, query, walk.recent)
+            walk.saw(newest)
             if body.get("has_more") is not True or not body["items"]:
-                page.position = window_position(
-                    since,
-                    lowest=None,
-                    high=high,
-                    recent=recent,
-                    overlap=OVERLAP_SECONDS,
-                    keep=RECENT_IDS,
-                    done=True,
-                )
+                page.position = walk.done()
                 yield page
                 self._check_quota(body, ctx)
                 return
-            lowest = oldest if oldest is not None else upper
-            page.position = window_position(
-                since,
-                lowest=lowest,
-                high=high,
-                recent=recent,
-                overlap=OVERLAP_SECONDS,
-                keep=RECENT_IDS,
-                done=False,
-            )
+            lowest = oldest if oldest is not None else walk.upper
+            page.position = walk.paused(lowest)
             yield page
             self._check_quota(body, ctx)
             page_number += 1

@@ -48,6 +48,7 @@ from ..query import parse_query
 from ..text import html_to_text
 from . import (
     AccountPage,
+    NewestFirstWalk,
     Page,
     Parsed,
     QuerySpec,
@@ -59,7 +60,6 @@ from . import (
     prune_recent,
     select,
     stable_key,
-    window_position,
 )
 
 logger = logging.getLogger(__name__)
@@ -335,11 +335,9 @@ class YouTubeConnector:
         self, brand: Brand, spec: QuerySpec, cursor: Cursor, ctx: ScanContext, base: str, key: str
     ) -> Iterator[Page]:
         query = parse_query(spec.params["query"])
-        position = cursor.position
-        since = int(position.get("since") or _epoch(ctx.first_run_start(FIRST_RUN_LOOKBACK)))
-        upper: int | None = position.get("upper")
-        high: int | None = position.get("high")
-        recent: dict[str, int] = dict(position.get("recent", {}))
+        walk = NewestFirstWalk.resume(
+            cursor.position, ctx.first_run_start(FIRST_RUN_LOOKBACK), overlap=OVERLAP_SECONDS, keep=RECENT_IDS
+        )
         token: str | None = None
         pages_read = 0
         while pages_read < min(ctx.settings.max_pages, MAX_SEARCH_PAGES) and ctx.time_left():
@@ -349,10 +347,10 @@ class YouTubeConnector:
                 "type": "video",
                 "order": "date",
                 "maxResults": SEARCH_PAGE_SIZE,
-                "publishedAfter": _rfc3339(since - OVERLAP_SECONDS),
+                "publishedAfter": _rfc3339(walk.since - OVERLAP_SECONDS),
             }
-            if upper is not None:
-                params["publishedBefore"] = _rfc3339(upper)
+            if walk.upper is not None:
+                params["publishedBefore"] = _rfc3339(walk.upper)
             if token:
                 params["pageToken"] = token
             body = self._get(ctx, f"{base}/search", params, key, f"search {spec.label!r}")
@@ -360,36 +358,19 @@ class YouTubeConnector:
             items = body["items"]
             parsed = parse_items(items, brand, query.text)
             stamps = [_epoch(m.created_at) for m in parsed.mentions]
-            page = select(parsed, len(items), [query], recent, source="youtube", brand=brand)
+            page = select(parsed, len(items), [query], walk.recent, source="youtube", brand=brand)
             for mention, created in zip(parsed.mentions, stamps, strict=True):
-                recent.setdefault(mention.id, created)
+                walk.recent.setdefault(mention.id, created)
             if page.mentions:
                 page.mentions = self._with_statistics(page.mentions, ctx, base, key)
-            if stamps:
-                high = max(stamps) if high is None else max(high, *stamps)
+            walk.saw(max(stamps, default=None))
             token = body.get("nextPageToken")
             if not token or not items:
-                page.position = window_position(
-                    since,
-                    lowest=None,
-                    high=high,
-                    recent=recent,
-                    overlap=OVERLAP_SECONDS,
-                    keep=RECENT_IDS,
-                    done=True,
-                )
+                page.position = walk.done()
                 yield page
                 return
-            lowest = min(stamps) if stamps else upper
-            page.position = window_position(
-                since,
-                lowest=lowest,
-                high=high,
-                recent=recent,
-                overlap=OVERLAP_SECONDS,
-                keep=RECENT_IDS,
-                done=False,
-            )
+            lowest = min(stamps) if stamps else walk.upper
+            page.position = walk.paused(lowest)
             yield page
 
     def _with_statistics(
