@@ -290,6 +290,40 @@ def test_items_read_do_not_grow_with_the_mentions(aws, stack, store):
     assert busy <= quiet * 1.1 and busy < 100
 
 
+def test_an_hour_written_by_many_scans_keeps_a_bounded_rollup(aws, stack, store):
+    """Scans every few minutes write the same hour many times; its rollup keeps at most VOICE_SLOTS
+    well-followed authors and one example per theme, however many batches and authors there were."""
+    from emberwatch.store import VOICE_SLOTS
+
+    for batch in range(40):
+        store.store_mentions(
+            mention(
+                batch * 10 + k,
+                DAY + timedelta(minutes=batch, seconds=k),
+                author=Author(f"famous{batch}_{k}", f"Famous {k}", followers=10_000 + batch * 10 + k),
+                theme=("issue", "feedback")[k % 2],
+                text=f"Acme Widgets post {batch * 10 + k} " + "x" * 1000,
+            )
+            for k in range(10)
+        )
+    (item,) = aws.client("dynamodb").query(
+        TableName=store.table,
+        KeyConditionExpression="pk = :pk AND sk = :sk",
+        ExpressionAttributeValues={":pk": {"S": "R#acme#2024-05"}, ":sk": {"S": "13T00"}},
+    )["Items"]
+    voices = [name for name in item if name.startswith("v#")]
+    assert 1 <= len(voices) <= VOICE_SLOTS
+    assert sorted(name for name in item if name.startswith("x_")) == ["x_feedback", "x_issue"]
+    assert len(str(item)) < 12_000  # 400 mentions, yet a few KB: far from DynamoDB's 400 KB item limit
+    (hour,) = store.rollups("acme", DAY, DAY + timedelta(hours=1))
+    assert hour.mentions == 400
+    assert all(v["followers"] >= 10_000 and v["source"] == "hackernews" for v in hour.voices)
+    assert (
+        hour.examples["issue"]["text"].startswith("Acme Widgets post")
+        and len(hour.examples["issue"]["text"]) <= 400
+    )
+
+
 # ---------------------------------------------------------------- the email itself
 
 

@@ -44,7 +44,7 @@ AUTHOR_WEEKS = 12  # an author's tone is kept week by week for this many weeks
 FRT_BINS = (300, 900, 1800, 3600, 4 * 3600, 24 * 3600)
 TOP_PER_DAY = 10
 VOICE_MIN_FOLLOWERS = 5000  # an author this well followed is kept as a possible new influential voice
-VOICES_PER_UPDATE = 3
+VOICE_SLOTS = 4  # well-followed authors kept per hourly rollup, one per slot: the item stays small
 MAX_TRANSACTION_ITEMS = 100
 MENTIONS_PER_TRANSACTION = 90
 MAX_TEXT = 8000
@@ -1499,8 +1499,11 @@ class Store:
     # ------------------------------------------------------------------ digest rollups
     # One item per brand and UTC hour (`R#<brand>#<YYYY-MM>` / `<DD>T<HH>`), updated in the same transaction
     # as the mentions it counts: the digest reads these, never the mentions, so a week costs 168 items
-    # however many mentions it had. Each also keeps one example post per theme (the first stored) and a
-    # few well-followed authors: bounded, and written once per mention because the transaction is.
+    # however many mentions it had. Each also keeps one example post per theme (the most engaging of the
+    # first batch that had one) and up to VOICE_SLOTS well-followed authors (an author's slot is a hash
+    # of its handle; the first to reach a slot keeps it): bounded however many scans write the hour, and
+    # written once per mention because the transaction is. Post summaries are stored as one JSON string
+    # each, not as maps: nothing queries inside them, and the digest parses 168 items' worth of them.
 
     def _rollup_updates(self, batch: list[Mention]) -> list[dict[str, Any]]:
         groups: dict[tuple[str, datetime], list[Mention]] = defaultdict(list)
@@ -1546,20 +1549,18 @@ class Store:
             if m.theme and m.theme.isidentifier():
                 examples.setdefault(m.theme, m)
         for index, (theme, m) in enumerate(sorted(examples.items())):
-            names[f"#x{index}"], values[f":x{index}"] = f"x_{theme}", _post_summary(m)
+            names[f"#x{index}"], values[f":x{index}"] = f"x_{theme}", _post_summary(m, {})
             sets.append(f"#x{index} = if_not_exists(#x{index}, :x{index})")
-        voices: dict[tuple[str, str], Mention] = {}
-        for m in sorted(visible, key=lambda m: -(m.author.followers or 0)):
+        voices: dict[int, Mention] = {}
+        for m in sorted(visible, key=lambda m: (-(m.author.followers or 0), m.id)):
             if (m.author.followers or 0) >= VOICE_MIN_FOLLOWERS:
-                voices.setdefault((m.source, m.author.handle.lower()), m)
-        for index, ((source, handle), m) in enumerate(list(voices.items())[:VOICES_PER_UPDATE]):
-            names[f"#v{index}"] = f"v#{source}#{handle}"
-            values[f":v{index}"] = {
-                **_post_summary(m),
-                "followers": m.author.followers,
-                "name": m.author.display_name,
-            }
-            sets.append(f"#v{index} = if_not_exists(#v{index}, :v{index})")
+                voices.setdefault(voice_slot(m.source, m.author.handle), m)
+        for slot, m in sorted(voices.items()):
+            names[f"#v{slot}"] = f"v#{slot}"
+            values[f":v{slot}"] = _post_summary(
+                m, {"followers": m.author.followers, "name": m.author.display_name}
+            )
+            sets.append(f"#v{slot} = if_not_exists(#v{slot}, :v{slot})")
         update: dict[str, Any] = {
             "TableName": self.table,
             "Key": serialize({"pk": f"R#{brand}#{hour:%Y-%m}", "sk": f"{hour:%dT%H}"}),
@@ -1607,8 +1608,8 @@ class Store:
                     awaiting=item.get("awaiting", 0),
                     sources={k[2:]: v for k, v in item.items() if k.startswith("s_")},
                     themes={k[2:]: v for k, v in item.items() if k.startswith("t_")},
-                    examples={k[2:]: v for k, v in item.items() if k.startswith("x_")},
-                    voices=[v for k, v in item.items() if k.startswith("v#")],
+                    examples={k[2:]: _summary(v) for k, v in item.items() if k.startswith("x_")},
+                    voices=[_summary(v) for k, v in item.items() if k.startswith("v#")],
                     care=_care_hour(brand, item) if item.get("answered") else None,
                 )
             )
@@ -1835,18 +1836,15 @@ class Store:
 
     def _drop_from_rollup(self, item: dict[str, Any], source: str, handle: str, mention_ids: set[str]) -> int:
         """Remove the author's entries (influential voice, theme example) from an hourly digest rollup."""
-        doomed = [
-            name
-            for name, value in item.items()
-            if name == f"v#{source}#{handle}"
-            or (
-                isinstance(value, dict)
-                and (
-                    value.get("id") in mention_ids
-                    or (value.get("source") == source and str(value.get("author", "")).lower() == handle)
-                )
-            )
-        ]
+        doomed = []
+        for name, value in item.items():
+            if not name.startswith(("x_", "v#")):
+                continue
+            post = _summary(value)
+            if post.get("id") in mention_ids or (
+                post.get("source") == source and str(post.get("author", "")).lower() == handle
+            ):
+                doomed.append(name)
         if not doomed:
             return 0
         names = {f"#d{i}": name for i, name in enumerate(doomed)}
@@ -1903,9 +1901,15 @@ def _care_hour(brand: str, item: dict[str, Any]) -> CareHour:
     )
 
 
-def _post_summary(mention: Mention) -> dict[str, Any]:
-    """What a digest shows of a post it does not read again: bounded text, the link, who and when."""
-    return {
+def voice_slot(source: str, handle: str) -> int:
+    """The rollup slot an author's voice goes to: stable across runs, so a replayed page finds it taken."""
+    return zlib.crc32(f"{source}#{handle.lower()}".encode()) % VOICE_SLOTS
+
+
+def _post_summary(mention: Mention, extra: dict[str, Any]) -> str:
+    """What a digest shows of a post it does not read again (bounded text, the link, who and when), as
+    one compact JSON string."""
+    summary = {
         "id": mention.id,
         "source": mention.source,
         "author": mention.author.handle,
@@ -1914,7 +1918,20 @@ def _post_summary(mention: Mention) -> dict[str, Any]:
         "created_at": utc_iso(mention.created_at),
         "engagement": mention.engagement.total,
         "sentiment": mention.sentiment,
+        **extra,
     }
+    return json.dumps(summary, ensure_ascii=False, separators=(",", ":"))
+
+
+def _summary(value: Any) -> dict[str, Any]:
+    """A stored post summary: a JSON string (or a map, as rollups written before it were)."""
+    if isinstance(value, str):
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            return {}
+        return decoded if isinstance(decoded, dict) else {}
+    return value if isinstance(value, dict) else {}
 
 
 def _latest_followers(group: list[Mention]) -> int | None:
