@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from sim.provision import load_template
 from tests.reliability.ledger import record
@@ -167,6 +166,9 @@ def secret_values(values: Any, key: str = "") -> list[str]:
 
 
 def test_checkov_finds_nothing_unjustified():
+    """checkov fails no check, and every check the template skips (`Metadata: checkov: skip:` on the
+    resource) carries its reason there: checkov run offline reports no severities, so each finding is
+    either fixed or justified in the template."""
     checkov = ROOT / ".tools" / "checkov" / "bin" / "checkov"
     if not checkov.exists() and shutil.which("checkov") is None:
         pytest.fail("checkov is not installed: make tools")
@@ -178,8 +180,7 @@ def test_checkov_finds_nothing_unjustified():
         "cloudformation",
         "-o",
         "json",
-        "--compact",
-        "--quiet",
+        "--compact",  # without --quiet: the skipped checks are listed, with their comments
         "--skip-download",  # offline: no guideline download from the vendor
     ]
     out = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
@@ -187,14 +188,20 @@ def test_checkov_finds_nothing_unjustified():
     reports = report if isinstance(report, list) else [report]
     failed = [c for r in reports for c in r.get("results", {}).get("failed_checks", [])]
     skipped = [c for r in reports for c in r.get("results", {}).get("skipped_checks", [])]
-    justified = yaml.safe_load((Path(__file__).parent / "checkov_justified.yaml").read_text())
-    unjustified = [f"{c['check_id']} {c['resource']}" for c in failed if c["check_id"] not in justified]
+    passed = sum(len(r.get("results", {}).get("passed_checks", [])) for r in reports)
+    unjustified = [f"{c['check_id']} {c['resource']}" for c in failed] + [
+        f"{c['check_id']} {c['resource']} (skipped without a reason)"
+        for c in skipped
+        if len(((c.get("check_result") or {}).get("suppress_comment") or "").strip()) < 40
+    ]
     record(
         "least privilege",
         faults=len(failed) + len(skipped),
         survived=len(failed) + len(skipped) - len(unjustified),
         failed_checks=unjustified,
     )
-    accepted = len(failed) - len(unjustified)
-    print(f"\ncheckov: {len(failed)} failed ({accepted} justified), {len(skipped)} skipped")
+    print(
+        f"\ncheckov: {passed} passed, {len(failed)} failed, {len(skipped)} skipped (reasons in the template)"
+    )
+    assert passed > 0, out.stderr[-2000:]
     assert not unjustified, unjustified
