@@ -257,13 +257,25 @@ def test_a_title_only_story_is_shown_by_its_title_in_digest_summaries():
     from dataclasses import replace
     from datetime import UTC, datetime
 
-    from emberwatch.store import _post_summary
+    from emberwatch.store import _post_summary, _summary
 
     from tests.integration.test_detect_and_digest import mention
 
     title = "Acme Widgets deleted all my data and support has ignored me for 3 days"
     story = replace(mention(1, datetime(2026, 11, 18, 14, tzinfo=UTC), text=title), title=title)
     assert story.body == ""  # the body drops the leading copy of the title
-    assert _post_summary(story)["text"] == title
+    assert _summary(_post_summary(story, {}))["text"] == title
     commented = replace(story, text=f"{title}\n\nI have tried every channel.")
-    assert _post_summary(commented)["text"] == "I have tried every channel."
+    assert _summary(_post_summary(commented, {}))["text"] == "I have tried every channel."
+
+
+def test_stored_post_summaries_read_as_json_strings_or_older_maps():
+    from emberwatch.store import _summary
+
+    assert _summary('{"id":"x:1","text":"\u05e9\u05dc\u05d5\u05dd \U0001f525"}') == {
+        "id": "x:1",
+        "text": "\u05e9\u05dc\u05d5\u05dd \U0001f525",
+    }
+    assert _summary({"id": "x:2", "engagement": Decimal(3)}) == {"id": "x:2", "engagement": Decimal(3)}
+    # a damaged value is an empty summary, not a failed digest
+    assert _summary("{not json") == {} and _summary("[1, 2]") == {} and _summary(7) == {}

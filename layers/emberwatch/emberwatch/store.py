@@ -1608,8 +1608,9 @@ class Store:
                     awaiting=item.get("awaiting", 0),
                     sources={k[2:]: v for k, v in item.items() if k.startswith("s_")},
                     themes={k[2:]: v for k, v in item.items() if k.startswith("t_")},
-                    examples={k[2:]: _summary(v) for k, v in item.items() if k.startswith("x_")},
-                    voices=[_summary(v) for k, v in item.items() if k.startswith("v#")],
+                    # a damaged summary reads as {} and is left out rather than shown as an empty post
+                    examples={k[2:]: p for k, v in item.items() if k.startswith("x_") and (p := _summary(v))},
+                    voices=[p for k, v in item.items() if k.startswith("v#") and (p := _summary(v))],
                     care=_care_hour(brand, item) if item.get("answered") else None,
                 )
             )
