@@ -579,3 +579,102 @@ def test_emberwatch_parse_prints_the_items_of_a_recorded_listing(capsys):
     assert [line["matches"] for line in lines] == [True, False]
     assert lines[0]["parent_id"] == "reddit:t3_1cr0a1b"
     assert "2 mention(s), 1 skipped" in err and "comment t1_l3k9v55 has no text" in err
+
+
+# ------------------------------------------------------------------ re-reading the watched posts
+
+
+INFO_URL = "https://oauth.reddit.com/api/info"
+
+
+TITLES = {
+    1: "Acme Widgets invoice export keeps timing out",
+    2: "Is the Acme Widgets team plan worth it for a bakery?",
+    3: "Acme Widgets deleted our whole catalogue overnight",
+}
+
+
+def distinct(feed: Feed) -> None:
+    """Give the feed's posts unrelated titles: top posts are chosen one per story."""
+    for item in feed.items:
+        item["data"]["title"] = TITLES[int(item["data"]["name"].removeprefix("t3_p"))]
+
+
+@responses.activate
+def test_watched_posts_are_re_read_with_api_info_once_per_interval(store):
+    """The viral-post rule needs a post's growth: a search only returns new posts, so the scan re-reads
+    the brand's recent top posts with `/api/info?id=` every `refresh_minutes` (15 by default)."""
+    feed = Feed()
+    feed.add(1, 2, 3)
+    distinct(feed)
+    Reddit(feed.route)
+    growth = {"t3_p3": (480, 215), "t3_p2": (9, 4)}  # p1 was deleted: /api/info leaves it out
+    info_calls: list[dict] = []
+
+    def info(request):
+        ids = parse_qs(urlparse(request.url).query)["id"][0].split(",")
+        info_calls.append({"ids": ids, "auth": request.headers.get("Authorization")})
+        children = []
+        for name in ids:
+            if name in growth:
+                item = post(
+                    int(name.removeprefix("t3_p")), 1715600000.0 + 60 * int(name.removeprefix("t3_p"))
+                )
+                item["data"]["score"], item["data"]["num_comments"] = growth[name]
+                item["data"]["title"] = TITLES[int(name.removeprefix("t3_p"))]
+                children.append(item)
+        return 200, {}, listing(children, None)
+
+    responses.add_callback(responses.GET, INFO_URL, callback=info)
+    start = datetime(2024, 5, 13, 11, 45, tzinfo=UTC)
+    first = scan(store, now=start)
+    # the posts were stored at this scan, and re-read in the same run (their first interval)
+    assert len(info_calls) == 1 and sorted(info_calls[0]["ids"]) == ["t3_p1", "t3_p2", "t3_p3"]
+    assert info_calls[0]["auth"].startswith("bearer ")
+    assert first.reports[0].refreshed == 2 and first.reports[0].refresh_errors == 0
+    posts = stored(store)
+    assert posts["reddit:t3_p3"].engagement.score == 480 and posts["reddit:t3_p3"].engagement.replies == 215
+    assert posts["reddit:t3_p1"].engagement.score == 1  # not served again: kept as it was
+
+    scan(store, now=start + timedelta(minutes=5))  # same 15-minute interval: no second read
+    assert len(info_calls) == 1
+    growth["t3_p3"] = (900, 600)
+    later = scan(store, now=start + timedelta(minutes=16))
+    assert len(info_calls) == 2 and later.reports[0].refreshed == 1
+    assert stored(store)["reddit:t3_p3"].engagement.replies == 600
+    growth["t3_p3"] = (700, 500)  # an older count never takes the stored one back
+    scan(store, now=start + timedelta(minutes=31))
+    assert len(info_calls) == 3 and stored(store)["reddit:t3_p3"].engagement.replies == 600
+
+
+@responses.activate
+def test_a_failed_re_read_is_counted_not_a_failed_scan_and_is_tried_next_run(store):
+    feed = Feed()
+    feed.add(1, 2)
+    Reddit(feed.route)
+    answers = [(503, {}, "upstream unavailable")] * 10
+
+    def info(request):
+        return answers.pop(0) if answers else (200, {}, listing([post(2, 1715600120.0)], None))
+
+    responses.add_callback(responses.GET, INFO_URL, callback=info)
+    start = datetime(2024, 5, 13, 11, 45, tzinfo=UTC)
+    report = scan(store, now=start).reports[0]
+    assert report.refresh_errors == 1 and report.errors == [] and report.stored == 2
+    run = store.source_runs("acme")["reddit"]
+    assert run["failures"] == 0 and "last_error" not in run  # not a blind spot
+    assert json.loads(run["last_stats"])["refresh_errors"] == 1
+    answers.clear()
+    retried = scan(store, now=start + timedelta(minutes=5)).reports[0]  # released: the same interval again
+    assert retried.refresh_errors == 0
+
+
+def test_refresh_minutes_is_validated_by_name():
+    from emberwatch.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"sources\.reddit\.refresh_minutes"):
+        parse_config(CONFIG.format(max_pages=5, subreddits="smallbusiness") + "    refresh_minutes: 3\n")
+    assert parse_config(CONFIG.format(max_pages=5, subreddits="smallbusiness")).source("reddit").refresh_minutes == 15
+    assert parse_config(CONFIG.format(max_pages=5, subreddits="smallbusiness")).source("x").refresh_minutes == 60
+    off = parse_config(CONFIG.format(max_pages=5, subreddits="smallbusiness") + "    refresh_minutes: 0\n")
+    assert off.source("reddit").refresh_minutes == 0

@@ -65,6 +65,9 @@ class SourceSettings:
     max_pages: int = 50
     every_minutes: int = 5  # `schedule`: scan at most this often (the template's schedule is the floor)
     secret: str | None = None  # this source's own credentials secret instead of the stack's shared one
+    # re-read the engagement of the brand's watched top posts on this source this often (0: never);
+    # the viral-post rule sees a post grow only through these reads and the scans' own re-fetches
+    refresh_minutes: int = 15  # REFRESH_MINUTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +169,11 @@ class AppConfig:
         raise KeyError(brand_id)
 
     def source(self, name: str) -> SourceSettings:
-        return self.sources.get(name) or SourceSettings(name=name, enabled=name in DEFAULT_ENABLED)
+        return self.sources.get(name) or SourceSettings(
+            name=name,
+            enabled=name in DEFAULT_ENABLED,
+            refresh_minutes=REFRESH_DEFAULTS.get(name, REFRESH_MINUTES),
+        )
 
 
 _LAST_STEP = re.compile(r"(\.[^.\[\]]+|\[\d+\])$")
@@ -366,6 +373,23 @@ def _schedule(reader: _Reader, item: dict[str, Any], path: str) -> int:
     return minutes
 
 
+# X bills every post read (sources.md: $0.005 a post): its watched posts are re-read hourly by default
+REFRESH_MINUTES = 15
+REFRESH_DEFAULTS = {"x": 60}
+
+
+def _refresh_minutes(reader: _Reader, item: dict[str, Any], path: str, name: str) -> int:
+    """`refresh_minutes`: how often the watched top posts' engagement is re-read (0 turns it off)."""
+    default = REFRESH_DEFAULTS.get(name, REFRESH_MINUTES)
+    value = item.get("refresh_minutes", default)
+    if isinstance(value, bool) or not isinstance(value, int) or not (value == 0 or 5 <= value <= 1440):
+        reader.error(
+            f"{path}.refresh_minutes", f"must be 0 (off) or whole minutes from 5 to 1440, got {value!r}"
+        )
+        return default
+    return value
+
+
 def _secret_name(reader: _Reader, item: dict[str, Any], path: str) -> str | None:
     """`secret`: the name of a Secrets Manager secret (or an SSM path) with this source's keys."""
     name = reader.string(item, "secret", path)
@@ -469,7 +493,9 @@ def parse_config(text: str, origin: str = "config") -> AppConfig:
             reader.error(path, f"unknown source (known: {', '.join(SOURCES)})")
             continue
         item = reader.mapping(raw, path)
-        reader.unknown(item, {"enabled", "base_url", "max_pages", "schedule", "secret"}, path)
+        reader.unknown(
+            item, {"enabled", "base_url", "max_pages", "schedule", "secret", "refresh_minutes"}, path
+        )
         enabled = item.get("enabled", name in DEFAULT_ENABLED)
         if not isinstance(enabled, bool):
             reader.error(f"{path}.enabled", "must be true or false")
@@ -484,6 +510,7 @@ def parse_config(text: str, origin: str = "config") -> AppConfig:
             max_pages=reader.number(item, "max_pages", path, 50, low=1, high=1000),
             every_minutes=_schedule(reader, item, path),
             secret=_secret_name(reader, item, path),
+            refresh_minutes=_refresh_minutes(reader, item, path, name),
         )
 
     raw_detection = reader.mapping(root.get("detection"), "detection")

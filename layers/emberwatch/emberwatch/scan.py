@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .config import AppConfig, Brand
 from .enrich import RecentTexts, enrich_mentions
 from .enrich.sentiment import tone_analyzer
 from .http import HttpClient, SourceError
-from .models import Mention
+from .models import Engagement, Mention, utc_iso
 from .sources import Credentials, CredentialsError, ScanContext, get_connector
 from .store import ConflictError, Store
 
@@ -33,6 +33,8 @@ class SourceReport:
     not_matching: int = 0
     errors: list[str] = field(default_factory=list)
     complete: bool = True
+    refreshed: int = 0  # watched posts whose engagement was re-read and had grown
+    refresh_errors: int = 0  # failed re-reads: logged and counted, not a failed scan
 
     def stats(self) -> dict[str, int]:
         return {
@@ -42,6 +44,8 @@ class SourceReport:
             "duplicates": self.duplicates,
             "skipped": self.skipped,
             "not_matching": self.not_matching,
+            "refreshed": self.refreshed,
+            "refresh_errors": self.refresh_errors,
         }
 
 
@@ -101,9 +105,10 @@ def scan_source(
         return report
     connector = get_connector(source)
     brands: tuple[Brand, ...] = config.brands if brand_id is None else (config.brand(brand_id),)
+    all_specs = {brand.id: connector.specs(brand, settings) for brand in brands}
     specs_by_brand = {
-        brand.id: [s for s in connector.specs(brand, settings) if stream is None or s.key == stream]
-        for brand in brands
+        brand_id: [s for s in specs if stream is None or s.key == stream]
+        for brand_id, specs in all_specs.items()
     }
     paused, cursors_by_brand = store.scan_state(
         source, {b: [s.key for s in specs] for b, specs in specs_by_brand.items()}
@@ -166,6 +171,9 @@ def scan_source(
                 logger.exception(
                     "stream failed", extra={"brand": brand.id, "source": source, "query": spec.label}
                 )
+        # queue mode runs one stream per job: the brand's first stream's job does the re-reads
+        if stream is None or (all_specs[brand.id] and all_specs[brand.id][0].key == stream):
+            refresh_watched(connector, brand, now, store, ctx, brand_report)
         store.record_run(
             brand.id, source, now, error="; ".join(brand_report.errors) or None, stats=brand_report.stats()
         )
@@ -181,3 +189,46 @@ def scan_source(
         if report.paused_until:
             break  # the quota is per app: the other brands would be refused too
     return report
+
+
+def refresh_watched(
+    connector: Any, brand: Brand, now: datetime, store: Store, ctx: ScanContext, report: SourceReport
+) -> None:
+    """Re-read the engagement of the brand's watched posts from this source: the recent top posts the
+    viral-post rule follows (`detect.read_engagement`). A search only returns new posts, so without
+    this a post that is being reposted is never seen to grow.
+
+    At most once per `refresh_minutes` per brand and source (a claim per interval, so concurrent or
+    retried runs do not read twice); a failure is logged and counted, and the next interval tries again.
+    """
+    from .detect import VIRAL_LOOKBACK, VIRAL_POSTS
+
+    read = getattr(connector, "engagement", None)
+    minutes = ctx.settings.refresh_minutes
+    if read is None or not minutes or not ctx.time_left():
+        return
+    source = ctx.settings.name
+    posts = [
+        m
+        for m in store.top_mentions(brand.id, now - VIRAL_LOOKBACK, now + timedelta(minutes=5), VIRAL_POSTS)
+        if m.source == source
+    ]
+    if not posts:
+        return
+    interval = minutes * 60
+    slot = datetime.fromtimestamp(int(now.timestamp()) // interval * interval, UTC)
+    pk, sk = f"REFRESH#{brand.id}#{source}", utc_iso(slot)
+    if not store.claim(pk, sk, now, ttl_days=2, lease_seconds=min(interval, 900)):
+        return
+    try:
+        fresh = read(brand, posts, ctx)
+    except (SourceError, CredentialsError) as exc:
+        store.release(pk, sk)
+        report.refresh_errors += 1
+        logger.warning(
+            "engagement re-read failed", extra={"brand": brand.id, "source": source, "error": str(exc)}
+        )
+        return
+    updated = [replace(m, engagement=fresh[m.id]) for m in posts if isinstance(fresh.get(m.id), Engagement)]
+    report.refreshed += store.refresh_engagement(updated)
+    store.complete(pk, sk, {"posts": len(posts), "read": len(updated)})

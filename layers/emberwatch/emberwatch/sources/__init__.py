@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from ..config import Brand, SourceSettings
 from ..http import HttpClient, SourceError
-from ..models import Cursor, Mention
+from ..models import Cursor, Engagement, Mention
 from ..query import Query, QueryError, parse_query
 
 CONNECTOR_MODULES = {
@@ -123,6 +123,17 @@ class Connector(Protocol):
     def pages(self, brand: Brand, spec: QuerySpec, cursor: Cursor, ctx: ScanContext) -> Iterator[Page]: ...
 
     def parse(self, body: bytes, brand: Brand, query: str) -> Parsed: ...
+
+
+class ReadsEngagement(Protocol):
+    """A connector that can re-read stored posts (optional: `scan.refresh_watched` looks for it).
+
+    `engagement` returns the current engagement of each post it could read, keyed by mention id; a
+    post the source no longer serves (deleted, private) or answers oddly is left out, logged and never
+    fails the others. A failed request raises SourceError (the scan counts it and tries again later).
+    """
+
+    def engagement(self, brand: Brand, posts: list[Mention], ctx: ScanContext) -> dict[str, Engagement]: ...
 
 
 def json_body(body: bytes | str, source: str) -> Any:

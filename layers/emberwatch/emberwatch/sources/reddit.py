@@ -356,6 +356,25 @@ class RedditConnector:
             # the gap below the last run's pages is closed; now read what is newer than its top
             after, top, resuming = None, None, False
 
+    def engagement(self, brand: Brand, posts: list[Mention], ctx: ScanContext) -> dict[str, Engagement]:
+        """Score and comment count of stored posts and comments, re-read with `/api/info?id=` (up to 100
+        fullnames a call, the same Listing shape as a search); deleted or unreadable ones are left out."""
+        session = _Session(ctx)
+        by_name = {m.native_id: m for m in posts}
+        out: dict[str, Engagement] = {}
+        names = list(by_name)
+        for start in range(0, len(names), 100):
+            children, _ = check_listing(
+                session.get("/api/info", {"id": ",".join(names[start : start + 100])})
+            )
+            parsed = parse_children(children, brand, "")
+            for fresh in parsed.mentions:
+                if fresh.native_id in by_name:
+                    out[by_name[fresh.native_id].id] = fresh.engagement
+            for reason in parsed.skipped:
+                logger.info("reddit: a watched post was not re-read", extra={"reason": reason})
+        return out
+
     def parse(self, body: bytes, brand: Brand, query: str) -> Parsed:
         """The posts or comments in one raw Listing body (search or /r/{sub}/comments)."""
         children, _ = check_listing(json_body(body, "reddit"))
