@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -464,3 +465,188 @@ def test_emberwatch_parse_reports_a_throttle_body(capsys):
     code = main(["parse", "--source", "x", str(FIXTURES / "usage_capped.json")])
     assert code == 1
     assert "x: usage cap reached" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ re-reading the watched posts
+
+
+LOOKUP_URL = "https://api.x.com/2/tweets"
+# three posts about unrelated things: top posts are chosen one per story
+WATCHED = {
+    "1790019712185270273": "Acme Widgets invoice export keeps timing out",
+    "1790018827187126274": "Is the Acme Widgets team plan worth it for a bakery?",
+    "1790017917023158275": "acmewidgets deleted our whole catalogue overnight",
+}
+
+
+def watched_post(post_id: str, likes: int = 1, reposts: int = 0, replies: int = 0) -> dict:
+    """A post as search and lookup both return it (the recorded first post, with this id and text)."""
+    post = dict(json.loads(body("search_page1.json"))["data"][0])
+    post.update(id=post_id, text=WATCHED[post_id], conversation_id=post_id, edit_history_tweet_ids=[post_id])
+    post["public_metrics"] = {
+        **post["public_metrics"],
+        "like_count": likes,
+        "retweet_count": reposts,
+        "reply_count": replies,
+        "quote_count": 0,
+    }
+    return post
+
+
+def watched_search(params):
+    page = json.loads(body("search_page1.json"))
+    ids = sorted(WATCHED, reverse=True)
+    page["data"] = [watched_post(i) for i in ids]
+    page["meta"] = {"newest_id": ids[0], "oldest_id": ids[-1], "result_count": 3}
+    return 200, {}, json.dumps(page)
+
+
+def not_found(post_id: str) -> dict:
+    """X's partial error for a post it no longer serves (the lookup still answers 200)."""
+    return {
+        "value": post_id,
+        "detail": f"Could not find tweet with ids: [{post_id}].",
+        "title": "Not Found Error",
+        "resource_type": "tweet",
+        "parameter": "ids",
+        "resource_id": post_id,
+        "type": "https://api.twitter.com/2/problems/resource-not-found",
+    }
+
+
+def serve_lookup(counts: dict[str, tuple[int, int, int]], calls: list[dict], answers: list | None = None):
+    """The post lookup: the posts in `counts` (likes, reposts, replies), a partial error for the others.
+
+    `answers`, while not empty, are returned first instead (status, headers, body)."""
+
+    def callback(request):
+        params = {k: v[0] for k, v in parse_qs(urlparse(request.url).query).items()}
+        calls.append(
+            {**params, "_path": urlparse(request.url).path, "_auth": request.headers.get("Authorization")}
+        )
+        if answers:
+            return answers.pop(0)
+        ids = params["ids"].split(",")
+        found = [watched_post(i, *counts[i]) for i in ids if i in counts]
+        reply: dict = {"errors": [not_found(i) for i in ids if i not in counts]}
+        if found:
+            reply["data"] = found
+            reply["includes"] = json.loads(body("search_page1.json"))["includes"]
+        return 200, {}, json.dumps(reply)
+
+    responses.add_callback(responses.GET, LOOKUP_URL, callback=callback)
+
+
+@responses.activate
+def test_watched_posts_are_re_read_with_the_post_lookup_once_an_hour(store, caplog):
+    """A search only returns new posts: the viral-post rule sees a post grow through the lookup
+    `GET /2/tweets?ids=` of the brand's recent top posts, hourly by default since X bills each read."""
+    searches: list[dict] = []
+    serve(watched_search, searches)
+    p1, p2, p3 = sorted(WATCHED, reverse=True)
+    counts = {p1: (40, 25, 9), p2: (3, 0, 1)}  # p3 was deleted: the lookup answers a partial error
+    lookups: list[dict] = []
+    serve_lookup(counts, lookups)
+
+    with caplog.at_level(logging.INFO, logger="emberwatch"):
+        first = scan(store)
+    # the posts were stored and re-read in the same run (the first hour of watching them)
+    (report,) = first.reports
+    assert report.errors == [] and report.stored == 3
+    assert (report.refreshed, report.refresh_errors) == (2, 0)
+    (lookup,) = lookups
+    assert lookup["_path"] == "/2/tweets" and lookup["_auth"] == f"Bearer {BEARER}"
+    assert sorted(lookup["ids"].split(",")) == sorted(WATCHED)
+    # the same fields as the search, so the counts are computed as in a search
+    for name in ("tweet.fields", "expansions", "user.fields"):
+        assert lookup[name] == searches[0][name]
+    assert set(lookup) == {"ids", "tweet.fields", "expansions", "user.fields", "_path", "_auth"}
+    posts = stored(store)
+    grown = posts[f"x:{p1}"].engagement
+    assert (grown.likes, grown.reposts, grown.replies) == (40, 25, 9)
+    assert posts[f"x:{p3}"].engagement.likes == 1  # not served any more: kept as it was
+    reasons = {getattr(r, "reason", "") for r in caplog.records}
+    assert f"post {p3}: Not Found Error" in reasons and not any(p1 in r or p2 in r for r in reasons)
+
+    # the same hour: no second read (each post read is billed)
+    scan(store, now=NOW + timedelta(minutes=20))
+    assert len(lookups) == 1
+    # the next hour: read again, and the growth is kept
+    counts[p1] = (90, 60, 20)
+    later = scan(store, now=NOW + timedelta(minutes=60)).reports[0]
+    assert len(lookups) == 2 and (later.refreshed, later.refresh_errors, later.errors) == (1, 0, [])
+    assert stored(store)[f"x:{p1}"].engagement.reposts == 60
+
+
+@responses.activate
+def test_a_lookup_that_finds_none_of_the_posts_is_not_an_error(store):
+    serve(watched_search, [])
+    lookups: list[dict] = []
+    serve_lookup({}, lookups)  # every watched post deleted: `errors` alone, no `data`
+    report = scan(store).reports[0]
+    assert len(lookups) == 1
+    assert (report.stored, report.refreshed, report.refresh_errors, report.errors) == (3, 0, 0, [])
+
+
+@responses.activate
+def test_the_lookup_asks_for_at_most_100_posts_a_call():
+    lookups: list[dict] = []
+    serve_lookup({}, lookups)
+    brand = config().brand("acme")
+    template = CONNECTOR.parse(watched_search({})[2].encode(), brand, QUERY).mentions[0]
+    posts = [replace(template, native_id=str(1790019712185270273 + i)) for i in range(150)]
+    ctx = ScanContext(
+        http=HttpClient(sleep=lambda s: None), now=NOW, settings=config().source("x"), credentials=CREDENTIALS
+    )
+    assert CONNECTOR.engagement(brand, posts, ctx) == {}
+    assert [len(call["ids"].split(",")) for call in lookups] == [100, 50]
+    assert {i for call in lookups for i in call["ids"].split(",")} == {p.native_id for p in posts}
+
+
+@responses.activate
+def test_a_failed_lookup_is_counted_not_a_failed_scan_and_is_tried_next_run(store):
+    serve(watched_search, [])
+    lookups: list[dict] = []
+    p1 = max(WATCHED)
+    serve_lookup({p1: (50, 5, 5)}, lookups, answers=[(503, {}, "<html>Over capacity</html>")] * 4)
+    report = scan(store).reports[0]
+    assert len(lookups) == 4  # HttpClient's retries, then SourceError
+    assert (report.refresh_errors, report.refreshed, report.errors, report.stored) == (1, 0, [], 3)
+    run = store.source_runs("acme")["x"]
+    assert run["failures"] == 0 and "last_error" not in run
+    # released: the next run of the same hour tries again
+    retried = scan(store, now=NOW + timedelta(minutes=5)).reports[0]
+    assert (retried.refresh_errors, retried.refreshed) == (0, 1)
+    assert stored(store)[f"x:{p1}"].engagement.likes == 50
+
+
+@responses.activate
+def test_a_rate_limited_lookup_waits_for_x_rate_limit_reset(store):
+    wall = 1_715_610_600.0
+    serve(watched_search, [])
+    lookups: list[dict] = []
+    p1 = max(WATCHED)
+    limited = {
+        "x-rate-limit-limit": "15",
+        "x-rate-limit-remaining": "0",
+        "x-rate-limit-reset": str(int(wall) + 42),
+    }
+    serve_lookup({p1: (50, 5, 5)}, lookups, answers=[(429, limited, body("rate_limit_problem.json"))])
+    sleeps: list[float] = []
+    report = scan(store, http=HttpClient(sleep=sleeps.append, wall=lambda: wall)).reports[0]
+    assert 42 in sleeps and len(lookups) == 2
+    assert (report.refreshed, report.refresh_errors) == (1, 0)
+
+
+@responses.activate
+def test_a_lookup_usage_cap_is_a_refresh_error_and_blocks_x_until_the_next_utc_day(store):
+    serve(watched_search, [])
+    lookups: list[dict] = []
+    capped = (429, {"Content-Type": "application/problem+json"}, body("usage_capped.json"))
+    serve_lookup({}, lookups, answers=[capped] * 4)
+    http = HttpClient(sleep=lambda s: None, deadline=float("inf"))
+    http.deadline = http.monotonic() + 60
+    report = scan(store, http=http).reports[0]
+    assert (report.refresh_errors, report.errors, report.stored) == (1, [], 3)
+    assert len(lookups) == 1  # no retries against a cap
+    assert http.blocked_until["api.x.com"] >= DAY_START.timestamp() + 86400

@@ -25,7 +25,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from ..config import Brand, SourceSettings
@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 BASE_URL = "https://api.x.com/2"
 SEARCH_PATH = "/tweets/search/recent"
+LOOKUP_PATH = "/tweets"  # post lookup: up to 100 ids a call, the same fields as a search
+LOOKUP_IDS = 100
 MAX_RESULTS = 100
 MAX_QUERY_LENGTH = 512  # self-serve limit (Enterprise: 4,096)
 FIRST_RUN_LOOKBACK = timedelta(hours=24)
@@ -47,12 +49,15 @@ TWEET_FIELDS = (
     "created_at,author_id,public_metrics,lang,conversation_id,in_reply_to_user_id,referenced_tweets"
 )
 USER_FIELDS = "username,name,public_metrics"
+# what a search and a post lookup ask for with each post: its counts and its author
+POST_FIELDS = {"tweet.fields": TWEET_FIELDS, "expansions": "author_id", "user.fields": USER_FIELDS}
 SNOWFLAKE_EPOCH_MS = 1288834974657
 _PLAIN_WORD = re.compile(r"^\w+$")
 _ID = re.compile(r"^\d{1,20}$")
 _LANG = re.compile(r"^([a-z]{2})(?:-[A-Za-z0-9]+)?$")
 # types of `referenced_tweets`, in both namings, and the kind of post they make
 _KINDS = {"retweeted": "repost", "reposted": "repost", "quoted": "quote", "replied_to": "reply"}
+_T = TypeVar("_T")
 
 
 class MalformedPost(ValueError):
@@ -280,6 +285,32 @@ def check_body(body: Any) -> tuple[list[Any], dict[str, dict[str, Any]], dict[st
     return data, users, meta
 
 
+def check_lookup(body: Any) -> tuple[list[Any], dict[str, dict[str, Any]], list[str]]:
+    """A post lookup response (`GET /2/tweets?ids=`): its `data`, users by id, and why each post asked
+    for did not come. Posts deleted, protected or of a suspended account come back with a 200 as
+    partial errors (`errors[]` naming the id in `resource_id`/`value`); none found is `errors` alone."""
+    errors = body.get("errors") if isinstance(body, dict) else None
+    errors = errors if isinstance(errors, list) else []
+    partial = [
+        e for e in errors if isinstance(e, dict) and isinstance(e.get("resource_id") or e.get("value"), str)
+    ]
+    if (
+        isinstance(body, dict)
+        and "data" not in body
+        and partial
+        and len(partial) == len(errors)
+        and error_kind(body)[0] is None
+    ):
+        body = {**body, "data": []}  # none of the posts asked for is served any more
+    data, users, _ = check_body(body)
+    reasons = [
+        f"post {e.get('resource_id') or e.get('value')}: "
+        + (str(e.get("title") or e.get("detail") or "not returned"))[:100]
+        for e in partial
+    ]
+    return data, users, reasons
+
+
 def parse_posts(data: list[Any], users: dict[str, dict[str, Any]], brand: Brand, query: str) -> Parsed:
     parsed = Parsed()
     for post in data:
@@ -355,14 +386,12 @@ class XConnector:
                 "query": spec.params["native"],
                 "max_results": MAX_RESULTS,
                 "sort_order": "recency",
-                "tweet.fields": TWEET_FIELDS,
-                "expansions": "author_id",
-                "user.fields": USER_FIELDS,
+                **POST_FIELDS,
                 **window,
             }
             if next_token:
                 params["next_token"] = next_token
-            data, users, meta = self._fetch(url, params, token, ctx)
+            data, users, meta = self._fetch(url, params, token, ctx, check_body)
             pages_read += 1
             parsed = parse_posts(data, users, brand, query.text)
             page = select(parsed, len(data), [query], source="x", brand=brand)
@@ -382,6 +411,30 @@ class XConnector:
             yield page
             return
 
+    def engagement(self, brand: Brand, posts: list[Mention], ctx: ScanContext) -> dict[str, Engagement]:
+        """Reposts, likes and replies of stored posts, re-read with the post lookup `GET /2/tweets?ids=`
+        (up to 100 a call; X bills each post read, hence the hourly default). Parsed as a search's
+        posts, so the counts are the same; deleted or withheld posts are left out and logged."""
+        token = ctx.secret("bearer_token")["bearer_token"]
+        url = (ctx.settings.base_url or BASE_URL).rstrip("/") + LOOKUP_PATH
+        by_id = {m.native_id: m for m in posts if _ID.match(m.native_id)}
+        ids = list(by_id)
+        out: dict[str, Engagement] = {}
+        for start in range(0, len(ids), LOOKUP_IDS):
+            batch = ids[start : start + LOOKUP_IDS]
+            if not ctx.time_left():
+                logger.info("x: out of time; watched posts not re-read", extra={"posts": len(ids) - start})
+                break
+            params = {"ids": ",".join(batch), **POST_FIELDS}
+            data, users, gone = self._fetch(url, params, token, ctx, check_lookup)
+            parsed = parse_posts(data, users, brand, "")
+            for fresh in parsed.mentions:
+                if fresh.native_id in by_id:
+                    out[by_id[fresh.native_id].id] = fresh.engagement
+            for reason in gone + parsed.skipped:
+                logger.info("x: a watched post was not re-read", extra={"brand": brand.id, "reason": reason})
+        return out
+
     def parse(self, body: bytes, brand: Brand, query: str) -> Parsed:
         """The posts in one raw recent-search response body (authors joined from `includes.users`)."""
         data, users, _ = check_body(json_body(body, "x"))
@@ -389,8 +442,12 @@ class XConnector:
 
     @staticmethod
     def _fetch(
-        url: str, params: dict[str, Any], token: str, ctx: ScanContext
-    ) -> tuple[list[Any], dict[str, dict[str, Any]], dict[str, Any]]:
+        url: str,
+        params: dict[str, Any],
+        token: str,
+        ctx: ScanContext,
+        check: Callable[[Any], _T],
+    ) -> _T:
         throttled: dict[str, Any] = {}
 
         def on_response(response: Any, *args: Any, **kwargs: Any) -> None:
@@ -418,7 +475,7 @@ class XConnector:
         if response.status_code != 200:
             raise _status_error(response)
         try:
-            return check_body(json_body(response.content, "x"))
+            return check(json_body(response.content, "x"))
         except SourceError as exc:
             if exc.status != 429:
                 raise
