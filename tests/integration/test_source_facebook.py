@@ -6,7 +6,8 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -16,7 +17,8 @@ import responses
 from emberwatch.config import SourceSettings, parse_config
 from emberwatch.http import HttpClient, SourceError
 from emberwatch.scan import PAUSE_THRESHOLD, scan_source
-from emberwatch.sources.facebook import CONNECTOR
+from emberwatch.sources import ScanContext
+from emberwatch.sources.facebook import COMMENT_FIELDS, CONNECTOR, TAGGED_FIELDS
 
 from tests.conftest import LambdaKilled
 
@@ -62,6 +64,8 @@ def body(name: str) -> dict[str, Any]:
 def recorded(path: str, params: dict[str, str]) -> tuple[int, Any]:
     """The recorded Page: two pages of tagged posts, two recent posts, two pages of comments on one."""
     later = "after" in params or "until" in params  # the next page, in this run or a later one
+    if path == "/v26.0/":
+        return read_ids(params, objects())
     if path.endswith(f"/{PAGE}/tagged"):
         return 200, body("tagged_page2.json" if later else "tagged.json")
     if path.endswith(f"/{PAGE}/posts"):
@@ -71,6 +75,26 @@ def recorded(path: str, params: dict[str, str]) -> tuple[int, Any]:
     if path.endswith("/comments"):
         return 200, body("empty.json")
     return 400, {"error": {"message": "Unknown path components", "type": "OAuthException", "code": 2500}}
+
+
+def objects() -> dict[str, dict[str, Any]]:
+    """Every recorded tagged post and comment by id: what Graph's multi-id read answers from."""
+    names = ("tagged.json", "tagged_page2.json", "comments_9001.json", "comments_9001_page2.json")
+    return {item["id"]: item for name in names for item in body(name)["data"]}
+
+
+def read_ids(params: dict[str, str], known: dict[str, dict[str, Any]]) -> tuple[int, Any]:
+    """Graph's multi-id read `GET /v26.0/?ids=a,b&fields=`: an object keyed by id, each with the fields
+    asked for only; one object it does not serve fails the whole read with error 803 naming it."""
+    ids = params["ids"].split(",")
+    missing = [i for i in ids if i not in known]
+    if missing:
+        message = f"(#803) Some of the aliases you requested do not exist: {','.join(missing)}"
+        return 404, {
+            "error": {"message": message, "type": "OAuthException", "code": 803, "fbtrace_id": "Ab1"}
+        }
+    wanted = {re.match(r"\w+", f).group(0) for f in params["fields"].split(",")}
+    return 200, {i: {k: v for k, v in known[i].items() if k in wanted} for i in ids}
 
 
 def serve(handler: Handler, calls: list[tuple[str, dict[str, str]]]) -> None:
@@ -88,10 +112,10 @@ def serve(handler: Handler, calls: list[tuple[str, dict[str, str]]]) -> None:
     responses.add_callback(responses.GET, re.compile(re.escape(BASE) + r"/.*"), callback=callback)
 
 
-def scan(store, sleeps: list[float] | None = None, config: str = CONFIG, credentials=TOKENS):
+def scan(store, sleeps: list[float] | None = None, config: str = CONFIG, credentials=TOKENS, now=NOW):
     return scan_source(
         "facebook",
-        NOW,
+        now,
         config=parse_config(config),
         store=store,
         http=HttpClient(sleep=(sleeps if sleeps is not None else []).append),
@@ -403,3 +427,120 @@ def test_parse_reads_a_raw_body_with_the_scanners_code():
     assert [m.id for m in parsed.mentions] == ["facebook:9001_998877", "facebook:9001_998878"]
     assert parsed.mentions[1].parent_id == "facebook:9001_998800"
     assert parsed.skipped == ["9001_998879 has no message (a photo or sticker only)"]
+
+
+# ------------------------------------------------------------------ re-reading the watched posts
+
+
+def grown(known: dict[str, dict[str, Any]], post_id: str, likes: int, replies: int) -> None:
+    """Give one recorded object new counts, in its own kind's fields."""
+    item = known[post_id]
+    if "like_count" in item:
+        item["like_count"], item["comment_count"] = likes, replies
+    else:
+        item["reactions"] = {"data": [], "summary": {"total_count": likes}}
+        item["comments"] = {"data": [], "summary": {"total_count": replies}}
+
+
+@responses.activate
+def test_watched_posts_and_comments_are_re_read_with_the_multi_id_read(store, captured):
+    """A search only returns new posts: the scan re-reads the brand's recent top posts every 15 minutes,
+    tagged posts and comments apart (each with its own stream's fields, so the counts are computed as
+    when they were stored) through `GET /v26.0/?ids=` with the Page token."""
+    known = objects()
+    grown(known, "5566778899_1110001", 40, 9)
+    grown(known, "9001_998878", 30, 6)
+    del known["7788990011_3330003"]  # deleted since: Graph fails any read that names it
+    calls: list[tuple[str, dict[str, str]]] = []
+
+    def handler(path, params):
+        return read_ids(params, known) if path == "/v26.0/" else recorded(path, params)
+
+    serve(handler, calls)
+    report = scan(store).reports[0]
+    assert report.errors == [] and report.stored == 6 and report.refresh_errors == 0
+    reads = [p for path, p in calls if path == "/v26.0/"]
+    posts = {"5566778899_1110001", "9900112233_5550005", "7788990011_3330003"}
+    comments = {"9001_998877", "9001_998878", "9001_998001"}
+    # the posts' read failed on the deleted one (error 803 names it) and was asked again without it
+    assert [set(p["ids"].split(",")) for p in reads] == [posts, posts - {"7788990011_3330003"}, comments]
+    assert {p["fields"] for p in reads[:2]} == {TAGGED_FIELDS}
+    assert reads[2]["fields"] == COMMENT_FIELDS
+    assert {p["access_token"] for p in reads} == {TOKEN}
+    mentions = stored(store)
+    post = mentions["facebook:5566778899_1110001"].engagement
+    comment = mentions["facebook:9001_998878"].engagement
+    assert (post.likes, post.replies, comment.likes, comment.replies) == (40, 9, 30, 6)
+    assert mentions["facebook:7788990011_3330003"].engagement.likes == 2  # gone: kept as it was
+    assert "(#803) Some of the aliases you requested do not exist: 7788990011_3330003" in logged(captured)
+    assert TOKEN not in logged(captured)
+
+    # the same 15 minutes: no second read
+    scan(store, now=NOW + timedelta(minutes=10))
+    assert len([path for path, _ in calls if path == "/v26.0/"]) == 3
+    # the next interval: read again; only what grew is written
+    grown(known, "9001_998878", 75, 6)
+    later = scan(store, now=NOW + timedelta(minutes=15)).reports[0]
+    assert len([path for path, _ in calls if path == "/v26.0/"]) == 6
+    assert (later.refreshed, later.refresh_errors, later.errors) == (1, 0, [])
+    assert stored(store)["facebook:9001_998878"].engagement.likes == 75
+
+
+@responses.activate
+def test_a_gone_object_the_error_does_not_name_is_isolated_and_reads_go_50_ids_at_a_time():
+    brand = parse_config(CONFIG).brand("acme")
+    template = CONNECTOR.parse((FIXTURES / "tagged.json").read_bytes(), brand, "").mentions[0]
+    posts = [
+        replace(template, native_id=f"5566778899_{i}", raw={"kind": "post", "page": PAGE}) for i in range(120)
+    ]
+    item = body("tagged.json")["data"][0]
+    known = {p.native_id: {**item, "id": p.native_id} for p in posts if p.native_id != "5566778899_77"}
+    calls: list[tuple[str, dict[str, str]]] = []
+
+    def handler(path, params):
+        status, payload = read_ids(params, known)
+        if status != 200:  # an error that names no id
+            payload["error"]["message"] = "(#803) Some of the aliases you requested do not exist"
+        return status, payload
+
+    serve(handler, calls)
+    settings = parse_config(CONFIG).source("facebook")
+    ctx = ScanContext(http=HttpClient(sleep=lambda s: None), now=NOW, settings=settings, credentials=TOKENS)
+    read = CONNECTOR.engagement(brand, posts, ctx)
+    assert set(read) == {p.id for p in posts} - {"facebook:5566778899_77"}
+    assert all(e.likes == 12 and e.replies == 3 for e in read.values())
+    sizes = [len(p["ids"].split(",")) for _, p in calls]
+    assert sizes[:2] == [20, 50] and sizes.count(50) == 2 and max(sizes) <= 50
+    # only the batch with the gone post is halved, down to it alone: about 2 log2(50) more reads
+    assert sizes.count(1) == 3 and len(calls) <= 3 + 2 * 6
+
+
+@pytest.mark.parametrize(
+    ("status", "payload"),
+    [(500, "<html><body>Sorry, something went wrong.</body></html>"), (400, body("throttled.json"))],
+    ids=["http-500", "throttled"],
+)
+@responses.activate
+def test_a_failed_multi_id_read_is_counted_not_a_failed_scan_and_is_tried_next_run(store, status, payload):
+    known = objects()
+    grown(known, "5566778899_1110001", 40, 9)
+    failing = {"on": True}
+    calls: list[tuple[str, dict[str, str]]] = []
+
+    def handler(path, params):
+        if path != "/v26.0/":
+            return recorded(path, params)
+        return (status, payload) if failing["on"] else read_ids(params, known)
+
+    serve(handler, calls)
+    report = scan(store).reports[0]
+    assert (report.refresh_errors, report.errors, report.stored) == (1, [], 6)
+    run = store.source_runs("acme")["facebook"]
+    assert run["failures"] == 0 and "last_error" not in run  # not a blind spot
+    assert store.paused_until("facebook") is None
+    assert stored(store)["facebook:5566778899_1110001"].engagement.likes == 12
+
+    failing["on"] = False
+    retried = scan(store, now=NOW + timedelta(minutes=5)).reports[0]  # released: the same interval again
+    assert (retried.refresh_errors, retried.errors) == (0, [])
+    assert stored(store)["facebook:5566778899_1110001"].engagement.likes == 40

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -74,10 +75,21 @@ TAGGED_FIELDS = (
     "reactions.limit(0).summary(total_count),comments.limit(0).summary(total_count)"
 )
 COMMENT_FIELDS = "id,message,from,created_time,like_count,comment_count,parent,permalink_url"
+IDS_PER_READ = 50  # Graph's multi-id read: `GET /?ids=a,b&fields=`
+_WORD = re.compile(r"\w+")  # the ids a Graph error message names
 
 
 class MalformedItem(ValueError):
     pass
+
+
+class NotServed(SourceError):
+    """Graph does not serve an object asked for (deleted, hidden, no permission): error 803, or 100
+    with subcode 33. A multi-id read fails whole for one such id; `named` are the ids the message names."""
+
+    def __init__(self, message: str, *, status: int | None, named: set[str]) -> None:
+        super().__init__(message, status=status)
+        self.named = named
 
 
 def parse_time(value: Any, what: str) -> datetime:
@@ -254,6 +266,72 @@ class FacebookConnector:
             yield from self._comment_pages(brand, spec, cursor, ctx, base, token)
         else:
             yield from self._tagged_pages(brand, spec, cursor, ctx, base, token)
+
+    def engagement(self, brand: Brand, posts: list[Mention], ctx: ScanContext) -> dict[str, Engagement]:
+        """Reactions and comment counts of stored tagged posts and comments, re-read with Graph's
+        multi-id read `GET /?ids=a,b&fields=` (up to 50 a call) with the Page token that read them.
+
+        Posts and comments are read apart, each with the fields of the stream that stored it (a post's
+        counts are edge summaries, a comment's are `like_count`/`comment_count`), and parsed by the same
+        `normalise`. Graph fails a whole multi-id read when one object is gone: the ids its message names
+        are left out and the rest asked again; when it names none, the batch is halved until the gone one
+        is alone. Posts of a Page with no token, gone or unreadable are left out and logged.
+        """
+        base = (ctx.settings.base_url or BASE_URL).rstrip("/")
+        groups: dict[tuple[str, str], list[Mention]] = {}
+        for mention in posts:
+            page_id = mention.raw.get("page")
+            if page_id is None and len(brand.facebook_pages) == 1:
+                page_id = brand.facebook_pages[0]
+            if page_id not in brand.facebook_pages:
+                _not_reread(brand, mention.native_id, "not read through one of the brand's Pages")
+                continue
+            kind = "comment" if mention.raw.get("kind") == "comment" else "post"
+            groups.setdefault((page_id, kind), []).append(mention)
+        out: dict[str, Engagement] = {}
+        budget = _Budget(ctx)
+        for (page_id, kind), group in groups.items():
+            try:
+                token = self._token(ctx, page_id)
+            except CredentialsError as exc:
+                for mention in group:
+                    _not_reread(brand, mention.native_id, str(exc))
+                continue
+            fields = COMMENT_FIELDS if kind == "comment" else TAGGED_FIELDS
+            batches = [group[i : i + IDS_PER_READ] for i in range(0, len(group), IDS_PER_READ)]
+            while batches:
+                batch = batches.pop()
+                if not budget.take():
+                    for mention in batch + [m for b in batches for m in b]:
+                        _not_reread(brand, mention.native_id, "out of requests or time in this run")
+                    break
+                params = {"ids": ",".join(m.native_id for m in batch), "fields": fields}
+                try:
+                    body = self._call(ctx, f"{base}/", params, token, f"page {page_id} {kind}s (engagement)")
+                except NotServed as exc:
+                    gone = {m.native_id for m in batch if m.native_id in exc.named}
+                    if not gone and len(batch) == 1:
+                        gone = {batch[0].native_id}
+                    for native_id in sorted(gone):
+                        _not_reread(brand, native_id, str(exc))
+                    rest = [m for m in batch if m.native_id not in gone]
+                    if len(rest) == len(batch):  # the message names none: halve until the gone one is alone
+                        batches += [rest[: len(rest) // 2], rest[len(rest) // 2 :]]
+                    elif rest:
+                        batches.append(rest)
+                    continue
+                if not isinstance(body, dict):
+                    raise SourceError(f"facebook: a multi-id read of page {page_id} answered no JSON object")
+                for mention in batch:
+                    item = body.get(mention.native_id)
+                    if not isinstance(item, dict):
+                        _not_reread(brand, mention.native_id, "not in the answer")
+                        continue
+                    try:
+                        out[mention.id] = normalise(item, brand, "", page_id=page_id).engagement
+                    except MalformedItem as reason:
+                        _not_reread(brand, mention.native_id, str(reason))
+        return out
 
     def parse(self, body: bytes, brand: Brand, query: str) -> Parsed:
         """The posts or comments in one raw Graph list response body."""
@@ -435,8 +513,20 @@ class FacebookConnector:
 
     # ------------------------------------------------------------------ HTTP
 
+    @classmethod
+    def _get(
+        cls, ctx: ScanContext, url: str, params: dict[str, Any], token: str, what: str
+    ) -> dict[str, Any]:
+        """A Graph list response (an object with a `data` list)."""
+        body = cls._call(ctx, url, params, token, what)
+        try:
+            return check_body(body)
+        except SourceError as exc:
+            raise SourceError(f"{exc} reading {what}") from None
+
     @staticmethod
-    def _get(ctx: ScanContext, url: str, params: dict[str, Any], token: str, what: str) -> dict[str, Any]:
+    def _call(ctx: ScanContext, url: str, params: dict[str, Any], token: str, what: str) -> Any:
+        """A Graph GET with the Page token: the decoded JSON, or SourceError for error bodies and statuses."""
         response = ctx.http.get(url, params={**params, "access_token": token})
         _log_usage(response)
         try:
@@ -457,18 +547,25 @@ class FacebookConnector:
                     status=response.status_code,
                     retry_after=wait,
                 )
-            raise SourceError(
-                f"facebook: Graph error code {code} (HTTP {response.status_code}) reading {what}: {message}",
-                status=response.status_code,
+            text = (
+                f"facebook: Graph error code {code} (HTTP {response.status_code}) reading {what}: {message}"
             )
+            if code == 803 or (code == 100 and error.get("error_subcode") == 33):
+                full = str(error.get("message") or "").replace(token, "***")
+                raise NotServed(text, status=response.status_code, named=set(_WORD.findall(full)))
+            raise SourceError(text, status=response.status_code)
         if response.status_code != 200:
             raise SourceError(
                 f"facebook: HTTP {response.status_code} reading {what}", status=response.status_code
             )
-        try:
-            return check_body(body)
-        except SourceError as exc:
-            raise SourceError(f"{exc} reading {what}") from None
+        return body
+
+
+def _not_reread(brand: Brand, native_id: str, reason: str) -> None:
+    logger.info(
+        "facebook: a watched post was not re-read",
+        extra={"brand": brand.id, "id": native_id, "reason": reason},
+    )
 
 
 def _log_usage(response: requests.Response) -> None:
