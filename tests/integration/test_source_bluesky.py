@@ -19,7 +19,8 @@ from emberwatch.cli import main as cli_main
 from emberwatch.config import SourceSettings, parse_config
 from emberwatch.http import HttpClient
 from emberwatch.scan import ScanReport, scan_source
-from emberwatch.sources.bluesky import CONNECTOR, jwt_expiry
+from emberwatch.sources import ScanContext
+from emberwatch.sources.bluesky import CONNECTOR, jwt_expiry, normalise
 
 from tests.conftest import LambdaKilled
 
@@ -28,6 +29,7 @@ HOST = "https://bsky.example"
 SEARCH_URL = f"{HOST}/xrpc/app.bsky.feed.searchPosts"
 CREATE_URL = f"{HOST}/xrpc/com.atproto.server.createSession"
 REFRESH_URL = f"{HOST}/xrpc/com.atproto.server.refreshSession"
+GET_POSTS_URL = f"{HOST}/xrpc/app.bsky.feed.getPosts"
 NOW = datetime(2024, 5, 13, 14, 30, tzinfo=UTC)
 DAY = datetime(2024, 5, 13, tzinfo=UTC)
 IDENTIFIER = "acme.bsky.social"
@@ -101,6 +103,11 @@ class FakeBluesky:
         self.refresh_works = True
         self.expire_next_search = False  # the server revokes the access JWT before its exp
         self.fail: Any = None  # callable(params) -> response tuple or raises
+        # getPosts: the posts of `pages` by uri, with `counts` laid over them; `deleted` ones are absent
+        self.post_reads: list[dict[str, Any]] = []
+        self.counts: dict[str, dict[str, Any]] = {}
+        self.deleted: set[str] = set()
+        self.fail_posts: Any = None  # a response tuple answered to every getPosts call
 
     def issue(self, access_ttl: float = 7200) -> dict[str, str]:
         serial = len(self.issued)
@@ -119,6 +126,7 @@ class FakeBluesky:
         responses.add_callback(responses.POST, CREATE_URL, callback=self.create)
         responses.add_callback(responses.POST, REFRESH_URL, callback=self.refresh_session)
         responses.add_callback(responses.GET, SEARCH_URL, callback=self.search)
+        responses.add_callback(responses.GET, GET_POSTS_URL, callback=self.get_posts)
         return self
 
     @staticmethod
@@ -168,11 +176,38 @@ class FakeBluesky:
         headers = {"RateLimit-Limit": "3000", "RateLimit-Remaining": "2990", "RateLimit-Policy": "3000;w=300"}
         return self.answer(200, body, headers)
 
+    def get_posts(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        """`app.bsky.feed.getPosts?uris=a&uris=b`: the postViews it still has; a deleted post is absent."""
+        query = parse_qs(urlsplit(request.url).query)
+        auth = request.headers.get("Authorization", "")
+        uris = query.get("uris", [])
+        self.post_reads.append({"uris": uris, "params": sorted(query), "auth": auth})
+        if auth.removeprefix("Bearer ") != self.access:
+            return self.answer(401, {"error": "InvalidToken", "message": "Token could not be verified"})
+        if self.fail_posts is not None:
+            return self.fail_posts
+        if len(uris) > 25:
+            return self.answer(400, {"error": "InvalidRequest", "message": "uris must not have more than 25"})
+        known = {
+            p["uri"]: p
+            for page in self.pages.values()
+            for p in page.get("posts", [])
+            if isinstance(p, dict) and isinstance(p.get("uri"), str)
+        }
+        posts = [
+            {**copy.deepcopy(known[uri]), **self.counts.get(uri, {})}
+            for uri in uris
+            if uri in known and uri not in self.deleted
+        ]
+        return self.answer(200, {"posts": posts}, {"RateLimit-Remaining": "2980"})
 
-def scan(store: Any, credentials: Secrets | None = None, config: str = CONFIG, **http: Any) -> ScanReport:
+
+def scan(
+    store: Any, credentials: Secrets | None = None, config: str = CONFIG, now: datetime = NOW, **http: Any
+) -> ScanReport:
     return scan_source(
         "bluesky",
-        NOW,
+        now,
         config=parse_config(config),
         store=store,
         http=HttpClient(sleep=http.pop("sleep", lambda s: None), **http),
@@ -544,3 +579,102 @@ def test_parse_command_prints_the_posts_of_a_recorded_body(capsys):
     assert lines[0]["url"] == "https://bsky.app/profile/jane.bsky.social/post/3ksh2k4dfp22x"
     assert lines[1]["conversation_id"].endswith("/3ksgzz1aaaa2b")
     assert "3 mention(s), 0 skipped" in err
+
+
+# ---------------------------------------------------------------------------------- watched posts
+
+
+def uri(mention_id: str) -> str:
+    return mention_id.removeprefix("bluesky:")
+
+
+def engagement(store: Any, mention_id: str) -> tuple[int, int, int]:
+    eng = stored(store)[mention_id].engagement
+    return eng.reposts, eng.likes, eng.replies
+
+
+@responses.activate
+def test_watched_posts_are_re_read_with_get_posts_once_per_interval(store):
+    """The viral-post rule needs a post's growth: the scan re-reads the brand's top posts with
+    `app.bsky.feed.getPosts?uris=` under the account's session, every `refresh_minutes` (15)."""
+    fake = FakeBluesky().install()
+    fake.deleted.add(uri(SAM))  # deleted: getPosts simply leaves it out
+    fake.counts[uri(JANE)] = {"repostCount": 30, "likeCount": 80, "replyCount": 12, "quoteCount": 5}
+    fake.counts[uri(NANO)] = {"likeCount": 15}
+    fake.counts[uri(NOHANDLE)] = {"likeCount": 4}
+
+    first = scan(store)
+
+    (report,) = first.reports
+    assert report.errors == [] and report.refresh_errors == 0
+    (read,) = fake.post_reads
+    assert sorted(read["uris"]) == sorted(uri(m) for m in ALL)  # repeated `uris`, one call for all four
+    assert read["params"] == ["uris"] and read["auth"] == f"Bearer {fake.access}"
+    assert fake.creates == 1  # the search's session, reused
+    assert report.refreshed == 3
+    assert engagement(store, JANE) == (35, 80, 12)  # quotes count as reposts, as in a search
+    assert engagement(store, NANO) == (3, 15, 2) and engagement(store, NOHANDLE) == (0, 4, 0)
+    assert engagement(store, SAM) == (0, 0, 1)  # deleted: kept as it was, no error
+
+    scan(store, now=NOW + timedelta(minutes=5))  # the same 15-minute interval: no second read
+    assert len(fake.post_reads) == 1
+    fake.counts[uri(NOHANDLE)] = {"repostCount": 40, "likeCount": 90, "replyCount": 7}
+    later = scan(store, now=NOW + timedelta(minutes=16))
+    assert len(fake.post_reads) == 2 and later.reports[0].refreshed == 1
+    assert engagement(store, NOHANDLE) == (40, 90, 7) and engagement(store, JANE) == (35, 80, 12)
+    fake.counts[uri(NOHANDLE)] = {"repostCount": 2, "likeCount": 3}  # an older count never wins
+    scan(store, now=NOW + timedelta(minutes=31))
+    assert len(fake.post_reads) == 3 and engagement(store, NOHANDLE) == (40, 90, 7)
+
+
+@responses.activate
+def test_a_failed_re_read_is_counted_not_a_failed_scan_and_is_tried_next_run(store):
+    fake = FakeBluesky().install()
+    fake.counts[uri(JANE)] = {"repostCount": 30}
+    fake.fail_posts = fake.answer(502, {"error": "UpstreamFailure", "message": "Upstream Failure"})
+
+    report = scan(store).reports[0]
+
+    assert report.refresh_errors == 1 and report.errors == [] and report.stored == 4
+    assert report.refreshed == 0 and engagement(store, JANE) == (3, 5, 0)
+    run = store.source_runs("acme")["bluesky"]
+    assert run["failures"] == 0 and "last_error" not in run  # not a blind spot
+    assert json.loads(run["last_stats"])["refresh_errors"] == 1
+
+    fake.fail_posts = None
+    failed_reads = len(fake.post_reads)
+    retried = scan(store, now=NOW + timedelta(minutes=5)).reports[0]  # released: the same interval again
+    assert retried.refresh_errors == 0 and len(fake.post_reads) == failed_reads + 1
+    assert engagement(store, JANE) == (32, 5, 0)
+
+
+@responses.activate
+def test_more_than_25_posts_are_read_25_uris_a_call_and_a_malformed_post_is_left_out(store, caplog):
+    fake = FakeBluesky().install()
+    brand = parse_config(CONFIG).brand("acme")
+    template = load("search_page1.json")["posts"][0]
+    pages: list[dict[str, Any]] = []
+    for n in range(30):
+        post = copy.deepcopy(template)
+        post["uri"] = f"at://did:plc:4x7vq2mjbk3tqz5e6d2y7abc/app.bsky.feed.post/3kwatch{n:05d}"
+        pages.append(post)
+    fake.pages = {None: {"posts": pages}}
+    posts = [normalise(p, brand, '"acme widgets"') for p in pages]
+    fake.counts[pages[27]["uri"]] = {"likeCount": 70}
+    fake.counts[pages[3]["uri"]] = {"record": {"text": "no createdAt"}}  # an odd answer for one post
+    ctx = ScanContext(
+        http=HttpClient(sleep=lambda s: None),
+        now=NOW,
+        settings=SourceSettings("bluesky", base_url=HOST),
+        credentials=Secrets(),
+        tokens=store,
+    )
+
+    with caplog.at_level(logging.INFO):
+        fresh = CONNECTOR.engagement(brand, posts, ctx)
+
+    assert [len(r["uris"]) for r in fake.post_reads] == [25, 5]
+    assert [u for r in fake.post_reads for u in r["uris"]] == [p["uri"] for p in pages]
+    assert len(fresh) == 29 and posts[3].id not in fresh
+    assert fresh[posts[27].id].likes == 70 and fresh[posts[0].id].reposts == 3
+    assert any("unreadable createdAt" in str(getattr(r, "reason", "")) for r in caplog.records)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -108,10 +110,12 @@ def serve(instance: Instance) -> Instance:
     return instance
 
 
-def scan(store: Any, credentials: Secrets | None = None, config: str = CONFIG, **http: Any) -> ScanReport:
+def scan(
+    store: Any, credentials: Secrets | None = None, config: str = CONFIG, now: datetime = NOW, **http: Any
+) -> ScanReport:
     return scan_source(
         "mastodon",
-        NOW,
+        now,
         config=parse_config(config),
         store=store,
         http=HttpClient(sleep=http.pop("sleep", lambda s: None), **http),
@@ -427,3 +431,135 @@ def test_parse_command_prints_the_statuses_of_a_recorded_body(capsys):
     assert [line["id"] for line in lines] == [ALICE, DAVE]
     assert [line["matches"] for line in lines] == [False, True]
     assert "2 mention(s), 0 skipped" in err
+
+
+# ------------------------------------------------------------------ re-reading the watched statuses
+
+
+STATUS_URL = re.compile(r"https://mastodon\.example/api/v1/statuses/(\d+)")
+ALICE_ID, DAVE_ID, BOB_ID = "112432087651234567", "112431500000000042", "112432011112223334"
+
+
+class Statuses:
+    """`GET /api/v1/statuses/:id` on the instance: the Status by its local id, or 404 once deleted."""
+
+    def __init__(self) -> None:
+        by_id = {}
+        for item in recorded():
+            status = item["reblog"] or item  # a reblog's original is served under its own local id
+            by_id[status["id"]] = copy.deepcopy(status)
+        self.by_id = by_id
+        self.calls: list[dict[str, Any]] = []
+        self.fail: Any = None  # a response tuple answered to every call
+
+    def grow(self, status_id: str, reblogs: int, favourites: int, replies: int) -> None:
+        status = self.by_id[status_id]
+        status["reblogs_count"], status["favourites_count"], status["replies_count"] = (
+            reblogs,
+            favourites,
+            replies,
+        )
+
+    def __call__(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        status_id = STATUS_URL.match(request.url).group(1)
+        self.calls.append(
+            {
+                "id": status_id,
+                "query": urlsplit(request.url).query,
+                "auth": request.headers.get("Authorization"),
+            }
+        )
+        if self.fail is not None:
+            return self.fail
+        headers = {"Content-Type": "application/json; charset=utf-8", "X-RateLimit-Remaining": "280"}
+        if status_id not in self.by_id:
+            return 404, headers, json.dumps({"error": "Record not found"})
+        return 200, headers, json.dumps(self.by_id[status_id])
+
+
+def serve_statuses(statuses: Statuses) -> Statuses:
+    responses.add_callback(responses.GET, STATUS_URL, callback=statuses)
+    return statuses
+
+
+def engagement(store: Any, mention_id: str) -> tuple[int, int, int]:
+    eng = stored(store)[mention_id].engagement
+    return eng.reposts, eng.likes, eng.replies
+
+
+@responses.activate
+def test_watched_statuses_are_re_read_by_their_local_id_once_per_interval(store):
+    """The viral-post rule needs a post's growth: the scan re-reads the brand's top posts with
+    `GET /api/v1/statuses/:id` on the instance they were read from, by the id local to it."""
+    serve(Instance(recorded()))
+    responses.add(responses.GET, SEARCH_URL, json={"accounts": [], "statuses": [], "hashtags": []})
+    statuses = serve_statuses(Statuses())
+    del statuses.by_id[BOB_ID]  # bob deleted his post: the instance answers 404
+    statuses.grow(ALICE_ID, 40, 95, 18)
+    statuses.grow(DAVE_ID, 9, 26, 3)
+    token = Secrets({"mastodon": {"access_token": TOKEN}})
+
+    first = scan(store, token)
+
+    (report,) = first.reports
+    assert report.errors == [] and report.refresh_errors == 0
+    # one call a post; the reblogged original by the reading instance's id, not the one in its uri
+    assert sorted(c["id"] for c in statuses.calls) == sorted([ALICE_ID, DAVE_ID, BOB_ID])
+    assert all(c["auth"] == f"Bearer {TOKEN}" and c["query"] == "" for c in statuses.calls)
+    assert report.refreshed == 2  # alice and dave grew; bob is gone
+    assert engagement(store, ALICE) == (40, 95, 18)
+    assert engagement(store, DAVE) == (9, 26, 3)
+    assert engagement(store, BOB) == (0, 2, 0)  # deleted: kept as it was, no error
+
+    scan(store, token, now=NOW + timedelta(minutes=5))  # the same 15-minute interval: no second read
+    assert len(statuses.calls) == 3
+    statuses.grow(DAVE_ID, 60, 210, 44)
+    later = scan(store, token, now=NOW + timedelta(minutes=16))
+    assert len(statuses.calls) == 6 and later.reports[0].refreshed == 1
+    assert engagement(store, DAVE) == (60, 210, 44) and engagement(store, ALICE) == (40, 95, 18)
+    statuses.grow(DAVE_ID, 50, 100, 40)  # an older count never takes the stored one back
+    scan(store, token, now=NOW + timedelta(minutes=31))
+    assert len(statuses.calls) == 9 and engagement(store, DAVE) == (60, 210, 44)
+
+
+@responses.activate
+def test_a_failed_re_read_is_counted_not_a_failed_scan_and_is_tried_next_run(store):
+    serve(Instance(recorded()))
+    statuses = serve_statuses(Statuses())
+    statuses.grow(ALICE_ID, 40, 95, 18)
+    statuses.fail = (503, {"Content-Type": "text/html"}, (FIXTURES / "error.html").read_text())
+
+    report = scan(store).reports[0]
+
+    assert report.refresh_errors == 1 and report.errors == [] and report.stored == 3
+    assert report.refreshed == 0 and engagement(store, ALICE) == (4, 12, 1)
+    assert all(c["auth"] is None for c in statuses.calls)  # no token: public statuses are read without
+    run = store.source_runs("acme")["mastodon"]
+    assert run["failures"] == 0 and "last_error" not in run  # not a blind spot
+    assert json.loads(run["last_stats"])["refresh_errors"] == 1
+
+    statuses.fail = None
+    failed_calls = len(statuses.calls)
+    retried = scan(store, now=NOW + timedelta(minutes=5)).reports[0]  # released: the same interval again
+    assert retried.refresh_errors == 0 and len(statuses.calls) == failed_calls + 3
+    assert engagement(store, ALICE) == (40, 95, 18)
+
+
+@responses.activate
+def test_a_status_id_that_now_names_another_post_is_not_taken_for_the_stored_one(store):
+    """Local ids belong to one instance: read after `base_url` moved, an id may name another post."""
+    serve(Instance(recorded()))
+    statuses = serve_statuses(Statuses())
+    statuses.fail = (404, {}, json.dumps({"error": "Record not found"}))
+    scan(store)
+    other = "https://other.example"
+    responses.add(responses.GET, f"{other}/api/v1/timelines/tag/acme", json=[])
+    stranger = copy.deepcopy(statuses.by_id[ALICE_ID])
+    stranger["uri"] = "https://other.example/users/zed/statuses/1"
+    stranger["reblogs_count"] = 999
+    responses.add(responses.GET, re.compile(rf"{other}/api/v1/statuses/\d+"), json=stranger)
+
+    report = scan(store, config=CONFIG.replace(INSTANCE, other), now=NOW + timedelta(minutes=16)).reports[0]
+
+    assert report.errors == [] and report.refresh_errors == 0 and report.refreshed == 0
+    assert engagement(store, ALICE) == (4, 12, 1)

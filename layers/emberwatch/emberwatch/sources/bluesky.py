@@ -12,7 +12,9 @@ verifying, or the server's ExpiredToken/InvalidToken answer) it is renewed with
 One stream per native keyword search (`Query.native_keywords()`); every post is re-checked
 locally against the brand's queries. Posts are identified by `uri` (at://did/.../rkey). One more
 per own account (`own_accounts.bluesky`): `app.bsky.feed.getAuthorFeed?filter=posts_with_replies`
-by `cursor` (`own_account_pages`), the brand's replies with the author each answers.
+by `cursor` (`own_account_pages`), the brand's replies with the author each answers. The brand's
+watched top posts are re-read with `app.bsky.feed.getPosts?uris=` (up to 25 a call, the same
+postView as a search; a deleted post is simply absent).
 
 Cursor position: {"since": ISO, "recent": {uri: epoch}, "pass_since": ISO, "cursor": str, "top": ISO}.
 `since` is the watermark: the newest `sortAt` (min of createdAt and indexedAt, what the
@@ -63,6 +65,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_HOST = "https://bsky.social"  # the PDS entryway: sessions, and searchPosts proxied to the AppView
 SEARCH = "/xrpc/app.bsky.feed.searchPosts"
 AUTHOR_FEED = "/xrpc/app.bsky.feed.getAuthorFeed"
+GET_POSTS = "/xrpc/app.bsky.feed.getPosts"
+GET_POSTS_LIMIT = 25  # uris a getPosts call takes
 CREATE_SESSION = "/xrpc/com.atproto.server.createSession"
 REFRESH_SESSION = "/xrpc/com.atproto.server.refreshSession"
 PAGE_LIMIT = 100
@@ -371,6 +375,31 @@ class BlueskyConnector:
         # the brand's own accounts: their author feed holds the brand's replies
         return keyword_specs(brand, "bluesky", "bsky") + own_specs(brand, "bluesky", "bsky-own")
 
+    def engagement(self, brand: Brand, posts: list[Mention], ctx: ScanContext) -> dict[str, Engagement]:
+        """Reposts (quotes included), likes and replies of stored posts, re-read with
+        `app.bsky.feed.getPosts?uris=` (repeated, up to 25 a call) under the account's session; a
+        deleted post is absent from the answer and left out, a malformed one logged and left out."""
+        base = (ctx.settings.base_url or DEFAULT_HOST).rstrip("/")
+        session = Session(ctx, base)
+        by_uri = {m.native_id: m for m in posts}
+        uris = list(by_uri)
+        out: dict[str, Engagement] = {}
+        for start in range(0, len(uris), GET_POSTS_LIMIT):
+            chunk = uris[start : start + GET_POSTS_LIMIT]
+            response = _xrpc_get(session, base + GET_POSTS, {"uris": chunk}, ctx, "getPosts")
+            if response is None:  # only a request with a cursor is answered None
+                raise SourceError("bluesky: getPosts was refused")
+            parsed = parse_posts(check_body(json_body(response.content, "bluesky"))["posts"], brand, "")
+            for fresh in parsed.mentions:
+                if fresh.native_id in by_uri:
+                    out[by_uri[fresh.native_id].id] = fresh.engagement
+            for reason in parsed.skipped:
+                logger.info("bluesky: a watched post was not re-read", extra={"reason": reason})
+            absent = [u for u in chunk if by_uri[u].id not in out]
+            if absent:
+                logger.info("bluesky: watched posts not served (deleted?)", extra={"uris": absent})
+        return out
+
     def parse(self, body: bytes, brand: Brand, query: str) -> Parsed:
         """The posts of one raw searchPosts response body."""
         return parse_posts(check_body(json_body(body, "bluesky"))["posts"], brand, query)
@@ -503,7 +532,9 @@ def _xrpc_get(
         if response.status_code == 400 and params.get("cursor") and error not in TOKEN_ERRORS:
             return None
         if response.status_code == 403:
-            call = "search" if url.endswith(SEARCH) else "author feed"
+            call = (
+                "search" if url.endswith(SEARCH) else "getPosts" if url.endswith(GET_POSTS) else "author feed"
+            )
             raise SourceError(
                 f"bluesky: {call} refused by {urlsplit(url).netloc} (HTTP 403 {error or 'Forbidden'})",
                 status=403,

@@ -12,6 +12,10 @@ posts that federated to it. Streams per brand:
   A reply names its parent by an instance-local id only, so each new reply is placed in its
   thread with `GET /api/v1/statuses/:id/context`: parent and root by `uri`, the parent's author.
 
+The brand's watched top posts are re-read with `GET /api/v1/statuses/:id` (`engagement`), one call
+a post, by the instance-local id kept in `raw["status_id"]` on the same instance; a 404 (deleted,
+or no longer visible) leaves the post out.
+
 Every status is re-checked locally against the brand's queries: a hashtag post that does not
 match any query is counted `not_matching`, not stored.
 
@@ -276,6 +280,42 @@ class MastodonConnector:
         # the brand's own accounts: their statuses are the brand's replies
         return specs + own_specs(brand, "mastodon", "mown")
 
+    def engagement(self, brand: Brand, posts: list[Mention], ctx: ScanContext) -> dict[str, Engagement]:
+        """Reblogs, favourites and replies of stored statuses, re-read one by one with
+        `GET /api/v1/statuses/:id` on the configured instance (the id in `raw["status_id"]` is local
+        to it). A deleted status (404), one without a local id, or an answer for another post (the
+        instance changed since it was stored) is logged and left out."""
+        base = (ctx.settings.base_url or DEFAULT_INSTANCE).rstrip("/")
+        headers = _headers(ctx)
+        out: dict[str, Engagement] = {}
+        for done, mention in enumerate(posts):
+            if not ctx.time_left():
+                logger.info(
+                    "mastodon: out of time; watched posts left unread", extra={"left": len(posts) - done}
+                )
+                break
+            status_id = mention.raw.get("status_id")
+            if not isinstance(status_id, str) or not status_id:
+                logger.info("mastodon: a watched post has no status id to re-read", extra={"id": mention.id})
+                continue
+            url = f"{base}/api/v1/statuses/{quote(status_id, safe='')}"
+            body = _get_json(ctx, url, {}, headers, missing_ok=True)
+            if body is None:
+                continue  # deleted, or no longer visible to this instance
+            try:
+                fresh = normalise(body, brand, mention.query)
+            except MalformedStatus as exc:
+                logger.info("mastodon: a watched post was not re-read", extra={"reason": str(exc)})
+                continue
+            if fresh.native_id != mention.native_id:
+                logger.info(
+                    "mastodon: the status id now names another post; not re-read",
+                    extra={"id": mention.id, "status_id": status_id},
+                )
+                continue
+            out[mention.id] = fresh.engagement
+        return out
+
     def parse(self, body: bytes, brand: Brand, query: str) -> Parsed:
         """The statuses of one timeline or search response body (a reblog yields the original)."""
         return _batch(statuses_of(json_body(body, "mastodon")), brand, query, None, None).parsed
@@ -352,10 +392,7 @@ class MastodonConnector:
     ) -> Iterator[Page]:
         """`GET /api/v1/accounts/lookup?acct=`, then the account's statuses newest first (`max_id`);
         each new reply is placed in its thread with `GET /api/v1/statuses/:id/context`."""
-        headers = {"Accept": "application/json"}
-        token = ctx.secret().get("access_token")
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+        headers = _headers(ctx)
         account = _get_json(ctx, f"{base}/api/v1/accounts/lookup", {"acct": spec.params["account"]}, headers)
         if not isinstance(account, dict) or not isinstance(account.get("id"), str | int):
             raise SourceError(f"mastodon: account lookup for {spec.params['account']!r} answered no id")
@@ -382,6 +419,8 @@ class MastodonConnector:
                 if mention.parent_id and status_id:
                     url = f"{base}/api/v1/statuses/{quote(str(status_id), safe='')}/context"
                     body = _get_json(ctx, url, {}, headers, missing_ok=True)
+                    if body is None:
+                        logger.info("mastodon: the reply's context is gone; stored unplaced")
                     mention = with_context(mention, body) if body is not None else mention
                 placed.append(mention)
             return placed
@@ -433,13 +472,22 @@ class MastodonConnector:
         )
 
 
+def _headers(ctx: ScanContext) -> dict[str, str]:
+    """JSON, and the access token when the credentials secret has one (public reads work without)."""
+    headers = {"Accept": "application/json"}
+    token = ctx.secret().get("access_token")
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
 def _get_json(
     ctx: ScanContext, url: str, params: dict[str, Any], headers: dict[str, str], *, missing_ok: bool = False
 ) -> Any:
     """One GET's JSON body; None for a 404 when `missing_ok` (a deleted status); SourceError otherwise."""
     response = ctx.http.get(url, params=params, headers=headers)
     if response.status_code == 404 and missing_ok:
-        logger.info("mastodon status gone; its reply is stored unplaced", extra={"url": urlsplit(url).path})
+        logger.info("mastodon status gone (deleted or not visible)", extra={"url": urlsplit(url).path})
         return None
     if response.status_code != 200:
         raise _status_error(response, urlsplit(url).path, url)
