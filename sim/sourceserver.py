@@ -175,6 +175,12 @@ class _HackerNews:
                 times.append(created)
                 ids.append(int(post.native_id))
         self.children = children
+        # every comment of a story (any depth), oldest first: a story's counts grow as they arrive
+        threads: dict[int, list[int]] = {}
+        for post, created in zip(self.posts, self.times, strict=True):
+            if post.kind == "hn_comment" and post.story_id is not None:
+                threads.setdefault(post.story_id, []).append(created)
+        self.threads = {story: sorted(times) for story, times in threads.items()}
         self.matching = lru_cache(maxsize=512)(self._matching)
 
     @staticmethod
@@ -271,8 +277,15 @@ class _HackerNews:
         hit = self.hits[index]
         if "comment_text" in hit:
             return hit
-        times, ids = self.children.get(int(hit["objectID"]), ((), ()))
-        return {**hit, "children": list(ids[: bisect_right(times, now)])}
+        story = int(hit["objectID"])
+        times, ids = self.children.get(story, ((), ()))
+        rendered = {**hit, "children": list(ids[: bisect_right(times, now)])}
+        thread = self.threads.get(story)
+        if thread and isinstance(hit.get("num_comments"), int):
+            # num_comments as of `now`: the story's final count in step with its simulated comments
+            arrived = bisect_right(thread, now)
+            rendered["num_comments"] = round(hit["num_comments"] * arrived / len(thread))
+        return rendered
 
 
 def _numeric(hit: Mapping[str, Any], attribute: str, compare: Callable[[int, int], bool], value: int) -> bool:

@@ -15,9 +15,9 @@ Rules (each yields a `Signal`; each (scope, rule) pair has its own incident):
   than its usual volume makes believable. Resolved at the first run that yields again.
 - `viral_post`, per post (scope "post:<source>:<id>"): a recent top post whose reposts + replies
   grew by at least `viral_min_growth` within `viral_window_minutes` and at least `viral_growth_factor`
-  times what it had at the window's start. Each detect run re-reads the engagement of the brand's
-  recent top posts (as the scans last stored it, refreshed when a scan fetches a post again) and
-  keeps the readings (`Store.record_engagement`).
+  times what it had at the window's start. The scans re-read the engagement of the brand's recent top
+  posts from their sources every `refresh_minutes` (`scan.refresh_watched`; a search alone returns
+  a post once); each detect run reads it as stored and keeps the readings (`Store.record_engagement`).
 
 Only the past feeds a baseline: hourly counts strictly before the window's hour (causal).
 
@@ -480,8 +480,10 @@ def evaluate_viral(readings: Iterable[EngagementReading], now: datetime, rules: 
 def read_engagement(store: Store, brand_id: str, now: datetime, rules: Detection) -> list[EngagementReading]:
     """Re-read the engagement of the brand's recent top posts, keeping a reading when it changed.
 
-    The values are those the scans last stored: a scan that fetches a post again refreshes them
-    (`Store.refresh_engagement`). A post keeps its readings of the window and the last one before.
+    The values are those the scans last stored: the scans re-read the watched posts from their
+    sources every `refresh_minutes` (`scan.refresh_watched`), and a search that returns a post again
+    refreshes it too (`Store.refresh_engagement`). A post keeps its readings of the window and the
+    last one before.
     """
     window_start = now - timedelta(minutes=rules.viral_window_minutes)
     known = store.engagement_readings(brand_id)

@@ -228,6 +228,14 @@ def refresh_watched(
         logger.warning(
             "engagement re-read failed", extra={"brand": brand.id, "source": source, "error": str(exc)}
         )
+        retry_after = exc.retry_after if isinstance(exc, SourceError) else None
+        if retry_after and retry_after > PAUSE_THRESHOLD.total_seconds():
+            store.pause(source, now + timedelta(seconds=retry_after), str(exc))  # as a search would
+        return
+    except Exception:  # a connector bug: the re-read is extra, it never fails the scan it follows
+        store.release(pk, sk)
+        report.refresh_errors += 1
+        logger.exception("engagement re-read failed", extra={"brand": brand.id, "source": source})
         return
     updated = [replace(m, engagement=fresh[m.id]) for m in posts if isinstance(fresh.get(m.id), Engagement)]
     report.refreshed += store.refresh_engagement(updated)

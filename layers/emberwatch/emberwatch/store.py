@@ -235,6 +235,7 @@ class Store:
             "likes": mention.engagement.likes,
             "replies": mention.engagement.replies,
             "score": mention.engagement.score,
+            "eng": mention.engagement.total,  # a re-read replaces the counts only when this grew
             "parent_id": mention.parent_id,
             "conversation_id": mention.conversation_id,
             "sentiment": mention.sentiment,

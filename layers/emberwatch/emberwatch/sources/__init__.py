@@ -136,6 +136,16 @@ class ReadsEngagement(Protocol):
     def engagement(self, brand: Brand, posts: list[Mention], ctx: ScanContext) -> dict[str, Engagement]: ...
 
 
+def reread(stored: dict[str, Mention], parsed: Parsed, source: str, out: dict[str, Engagement]) -> None:
+    """Add the engagement of the re-read posts in `parsed` to `out`, keyed by the stored mention id
+    (`stored` maps native id -> stored mention); what the source returned unusable is logged, left out."""
+    for fresh in parsed.mentions:
+        if fresh.native_id in stored:
+            out[stored[fresh.native_id].id] = fresh.engagement
+    for reason in parsed.skipped:
+        logger.info(f"{source}: a watched post was not re-read", extra={"reason": reason})
+
+
 def json_body(body: bytes | str, source: str) -> Any:
     """Decode a raw response body as JSON; SourceError says what came instead."""
     if isinstance(body, bytes):

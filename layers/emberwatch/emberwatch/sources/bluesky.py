@@ -57,6 +57,7 @@ from . import (
     keyword_specs,
     own_account_pages,
     own_specs,
+    reread,
     select,
 )
 
@@ -389,12 +390,8 @@ class BlueskyConnector:
             response = _xrpc_get(session, base + GET_POSTS, {"uris": chunk}, ctx, "getPosts")
             if response is None:  # only a request with a cursor is answered None
                 raise SourceError("bluesky: getPosts was refused")
-            parsed = parse_posts(check_body(json_body(response.content, "bluesky"))["posts"], brand, "")
-            for fresh in parsed.mentions:
-                if fresh.native_id in by_uri:
-                    out[by_uri[fresh.native_id].id] = fresh.engagement
-            for reason in parsed.skipped:
-                logger.info("bluesky: a watched post was not re-read", extra={"reason": reason})
+            body = check_body(json_body(response.content, "bluesky"))
+            reread(by_uri, parse_posts(body["posts"], brand, ""), "bluesky", out)
             absent = [u for u in chunk if by_uri[u].id not in out]
             if absent:
                 logger.info("bluesky: watched posts not served (deleted?)", extra={"uris": absent})

@@ -28,6 +28,7 @@ from . import (
     ScanContext,
     json_body,
     keyword_specs,
+    reread,
     select,
 )
 
@@ -129,6 +130,32 @@ class HackerNewsConnector:
                 page_number = 0
             else:
                 page_number += 1
+
+    def engagement(self, brand: Brand, posts: list[Mention], ctx: ScanContext) -> dict[str, Engagement]:
+        """Points and comment counts of watched stories, re-read in one search per 100 stories:
+        `tags=story,(story_1,story_2,...)` matches exactly those stories (comments carry no counts on
+        Algolia, so they are not re-read). A story no longer indexed is left out."""
+        base = (ctx.settings.base_url or BASE_URL).rstrip("/")
+        stories = {m.native_id: m for m in posts if m.conversation_id == m.id}
+        out: dict[str, Engagement] = {}
+        ids = list(stories)
+        for start in range(0, len(ids), HITS_PER_PAGE):
+            chunk = ids[start : start + HITS_PER_PAGE]
+            response = ctx.http.get(
+                f"{base}/search_by_date",
+                params={
+                    "tags": f"story,({','.join(f'story_{i}' for i in chunk)})",
+                    "hitsPerPage": len(chunk),
+                },
+            )
+            if response.status_code != 200:
+                raise SourceError(
+                    f"hackernews: HTTP {response.status_code} re-reading {len(chunk)} stories",
+                    status=response.status_code,
+                )
+            hits = check_body(json_body(response.content, "hackernews"))["hits"]
+            reread(stories, parse_hits(hits, brand, ""), "hackernews", out)
+        return out
 
     def parse(self, body: bytes, brand: Brand, query: str) -> Parsed:
         """The mentions in one raw `search_by_date` response body."""

@@ -48,6 +48,7 @@ from . import (
     brand_queries,
     json_body,
     own_specs,
+    reread,
     select,
     stable_key,
 )
@@ -367,12 +368,7 @@ class RedditConnector:
             children, _ = check_listing(
                 session.get("/api/info", {"id": ",".join(names[start : start + 100])})
             )
-            parsed = parse_children(children, brand, "")
-            for fresh in parsed.mentions:
-                if fresh.native_id in by_name:
-                    out[by_name[fresh.native_id].id] = fresh.engagement
-            for reason in parsed.skipped:
-                logger.info("reddit: a watched post was not re-read", extra={"reason": reason})
+            reread(by_name, parse_children(children, brand, ""), "reddit", out)
         return out
 
     def parse(self, body: bytes, brand: Brand, query: str) -> Parsed:
