@@ -186,7 +186,8 @@ def test_a_post_spreading_fast_opens_one_viral_incident_then_an_all_clear(store,
     report = detect(store, inbox, later)
     retried = detect(store, inbox, later)
     # Then one viral_post incident for that post, announced once
-    assert report.opened == [f"acme|post:{post.id}|{RULE_VIRAL}|2024-05-12T13:30:00Z"]
+    # (keyed from the first reading at 14:01, not the window's start: the growth was measured from it)
+    assert report.opened == [f"acme|post:{post.id}|{RULE_VIRAL}|2024-05-12T14:00:00Z"]
     assert retried.opened == [] and retried.notifications == []
     assert inbox.sent == [("opened", f"post:{post.id}", RULE_VIRAL)]
     # and once the growth stops, one all-clear

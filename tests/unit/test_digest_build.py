@@ -375,6 +375,20 @@ def test_incident_rows_sorted_by_opening_with_durations():
     assert (rows[0]["peak"], rows[0]["expected"], rows[0]["notifications"]) == (40, 4.0, 2)
 
 
+def test_a_viral_post_incident_reads_as_growth_not_against_an_expectation():
+    from dataclasses import replace
+
+    from emberwatch.render import render
+
+    viral = replace(incident(DAY.start + timedelta(hours=14)), rule="viral_post", scope="post:hackernews:9")
+    viral.peak, viral.expected = 264, 12.0
+    digest = build(incidents=[viral])
+    html, text = render("digest.html.j2", digest=digest), render("digest.txt.j2", digest=digest)
+    assert "+264</strong> reposts and replies" in html and "(it had 12)" in html
+    assert "Peak:         +264 reposts and replies (it had 12)" in text
+    assert "expected" not in text.split("Viral post")[1].split("Duration")[0]
+
+
 # ---------------------------------------------------------------- alerts: subject, posts, context
 
 

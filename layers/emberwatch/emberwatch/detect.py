@@ -466,7 +466,8 @@ def evaluate_viral(readings: Iterable[EngagementReading], now: datetime, rules: 
                 p_value=0.0 if triggered else 1.0,
                 ratio=level / base_level if base_level else float("inf"),
                 severity=severity_for(growth / rules.viral_min_growth),
-                window_start=bucket_start(window_start),
+                # the growth is measured from the base reading: an incident never starts before it
+                window_start=bucket_start(max(window_start, base.read_at)),
                 enough_history=len(series) > 1,
                 by_source={current.source: growth},
                 rule=RULE_VIRAL,
