@@ -299,6 +299,10 @@ def test_youtube_a_reply_by_the_brands_channel_is_linked_to_the_thread(store):
 
     def threads(request: Any) -> tuple[int, dict, str]:
         params = params_of(request)
+        if "id" in params:  # the scan re-reading its watched comments' engagement, by thread id
+            listing = fixture("youtube", "own_channel_threads.json")
+            wanted = params["id"].split(",")
+            return answer(dict(listing, items=[i for i in listing["items"] if i["id"] in wanted]))
         parts.append(params["part"])
         assert params["allThreadsRelatedToChannelId"] == CHANNEL
         name = "own_threads_with_replies.json" if "replies" in params["part"] else "own_channel_threads.json"

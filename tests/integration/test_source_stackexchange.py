@@ -5,11 +5,13 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlparse, urlsplit
 
 import pytest
 import responses
@@ -17,6 +19,7 @@ from emberwatch.cli import main
 from emberwatch.config import SourceSettings, parse_config
 from emberwatch.http import HttpClient, SourceError
 from emberwatch.scan import PAUSE_THRESHOLD, scan_source
+from emberwatch.sources import ScanContext
 from emberwatch.sources.stackexchange import CONNECTOR
 
 from tests.conftest import LambdaKilled
@@ -63,29 +66,61 @@ def recorded(params: dict[str, str]) -> tuple[int, Any]:
     return 200, body("search_page1.json")
 
 
-def serve(handler: Handler, calls: list[dict[str, str]]) -> None:
+def recorded_questions(ids: list[str], params: dict[str, str]) -> tuple[int, Any]:
+    """`/questions/{ids}`: the recorded questions asked for, as the search returned them."""
+    known = {
+        str(item["question_id"]): item
+        for name in ("search_page1.json", "search_page2.json")
+        for item in body(name)["items"]
+    }
+    items = [known[i] for i in ids if i in known]
+    return 200, {"items": items, "has_more": False, "quota_max": 300, "quota_remaining": 280}
+
+
+def answer(status: int, payload: Any) -> tuple[int, dict[str, str], Any]:
+    if isinstance(payload, str):
+        kind = "text/html" if payload.startswith("<") else "application/json"
+        return status, {"Content-Type": kind}, payload
+    # the API always compresses its JSON
+    compressed = gzip.compress(json.dumps(payload).encode())
+    return (
+        status,
+        {"Content-Type": "application/json; charset=utf-8", "Content-Encoding": "gzip"},
+        compressed,
+    )
+
+
+def serve(
+    handler: Handler,
+    calls: list[dict[str, str]],
+    questions: Callable[[list[str], dict[str, str]], tuple[int, Any]] = recorded_questions,
+    asked: list[tuple[list[str], dict[str, str]]] | None = None,
+) -> None:
+    """The search (`calls` gets each one's params) and `/questions/{ids}` (`asked`: ids and params)."""
+
     def callback(request):
         params = {k: v[0] for k, v in parse_qs(urlparse(request.url).query).items()}
         calls.append(params)
-        status, payload = handler(params)
-        if isinstance(payload, str):
-            kind = "text/html" if payload.startswith("<") else "application/json"
-            return status, {"Content-Type": kind}, payload
-        # the API always compresses its JSON
-        compressed = gzip.compress(json.dumps(payload).encode())
-        return (
-            status,
-            {"Content-Type": "application/json; charset=utf-8", "Content-Encoding": "gzip"},
-            compressed,
-        )
+        return answer(*handler(params))
+
+    def by_ids(request):
+        url = urlsplit(request.url)  # not urlparse: it would cut the path at the first ";"
+        ids = url.path.rsplit("/", 1)[-1].split(";")
+        params = {k: v[0] for k, v in parse_qs(url.query).items()}
+        if asked is not None:
+            asked.append((ids, params))
+        return answer(*questions(ids, params))
 
     responses.add_callback(responses.GET, URL, callback=callback)
+    responses.add_callback(
+        responses.GET, re.compile(re.escape(f"{BASE}/questions/") + r"[^/?]+"), callback=by_ids
+    )
 
 
-def scan(store, sleeps: list[float] | None = None, config: str = CONFIG, credentials=None):
+def scan(store, sleeps: list[float] | None = None, config: str = CONFIG, credentials=None, now=NOW):
     return scan_source(
         "stackexchange",
-        NOW,
+        now,
         config=parse_config(config),
         store=store,
         http=HttpClient(sleep=(sleeps if sleeps is not None else []).append),
@@ -400,3 +435,139 @@ def test_emberwatch_parse_reads_a_recorded_body(capsys):
 def test_emberwatch_parse_names_a_throttle_body(capsys):
     assert main(["parse", "--source", "stackexchange", str(FIXTURES / "throttle_violation.json")]) == 1
     assert "throttle_violation" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ re-reading the watched questions
+
+
+class Watched:
+    """`/questions/{ids}` with the current score and answer count of the watched questions."""
+
+    def __init__(self) -> None:
+        self.now: dict[str, tuple[int, int]] = {}  # question id -> (score, answer_count)
+        self.gone: set[str] = set()
+        self.fail: tuple[int, Any] | None = None
+
+    def __call__(self, ids: list[str], params: dict[str, str]) -> tuple[int, Any]:
+        if self.fail:
+            return self.fail
+        status, payload = recorded_questions([i for i in ids if i not in self.gone], params)
+        for item in payload["items"]:
+            if str(item["question_id"]) in self.now:
+                item["score"], item["answer_count"] = self.now[str(item["question_id"])]
+        return status, payload
+
+
+@responses.activate
+def test_watched_questions_are_re_read_by_id_once_per_interval(store):
+    """The viral-post rule needs a question's growth: the scan re-reads the brand's top questions with
+    `/questions/{ids}` every 15 minutes, parsed as in a search."""
+    api = Watched()
+    asked: list[tuple[list[str], dict[str, str]]] = []
+    serve(recorded, [], api, asked)
+
+    first = scan(store)
+    assert first.reports[0].refresh_errors == 0 and first.reports[0].errors == []
+    ((ids, params),) = asked  # one call, all the watched questions in it
+    assert sorted(ids) == ["78469500", "78469950", "78470001"]
+    assert params == {"site": "stackoverflow", "pagesize": "100", "filter": "withbody"}
+
+    scan(store, now=NOW + timedelta(minutes=5))  # the same 15-minute interval: nothing read again
+    assert len(asked) == 1
+
+    api.now["78470001"] = (7, 3)  # votes and answers came in
+    api.gone.add("78469950")  # deleted: /questions/{ids} leaves it out
+    later = scan(store, now=NOW + timedelta(minutes=16))
+    assert len(asked) == 2
+    assert later.reports[0].refreshed == 1
+    assert later.reports[0].refresh_errors == 0 and later.reports[0].errors == []
+    mentions = stored(store)
+    assert (
+        mentions["stackexchange:78470001"].engagement.score,
+        mentions["stackexchange:78470001"].engagement.replies,
+    ) == (7, 3)
+    deleted = mentions["stackexchange:78469950"].engagement
+    assert (deleted.score, deleted.replies) == (3, 2)  # kept as it was
+
+    api.now["78470001"] = (5, 3)  # a lower count (votes taken back) never replaces a higher one
+    scan(store, now=NOW + timedelta(minutes=31))
+    assert len(asked) == 3 and stored(store)["stackexchange:78470001"].engagement.score == 7
+
+
+def reread_150(store, change: Callable[[dict[str, Any], int], dict[str, Any]], sleeps: list[float], key=None):
+    """Store the recorded questions, then re-read one of them and 149 made-up ids with the connector
+    itself; `change(payload, n)` edits the answer to the n-th call. Returns (question, asked, fresh)."""
+    serve(recorded, [])
+    scan(store)
+    question = stored(store)["stackexchange:78470001"]
+    posts = [question] + [replace(question, native_id=str(70000000 + n)) for n in range(149)]
+    asked: list[tuple[list[str], dict[str, str]]] = []
+    responses.reset()
+
+    def questions(ids, params):
+        status, payload = recorded_questions(ids, params)
+        return status, change(payload, len(asked))
+
+    serve(recorded, [], questions, asked)
+    ctx = ScanContext(
+        http=HttpClient(sleep=sleeps.append),
+        now=NOW,
+        settings=parse_config(CONFIG).source("stackexchange"),
+        credentials=FakeCredentials({"stackexchange": {"key": key}} if key else {}),
+    )
+    return question, asked, CONNECTOR.engagement(parse_config(CONFIG).brand("acme"), posts, ctx)
+
+
+@responses.activate
+def test_a_re_read_asks_for_100_ids_a_call_with_the_key_and_honours_backoff(store):
+    sleeps: list[float] = []
+    question, asked, fresh = reread_150(
+        store, lambda payload, n: dict(payload, backoff=10) if n == 1 else payload, sleeps, APP_KEY
+    )
+    assert [len(ids) for ids, _ in asked] == [100, 50]
+    assert all(params["key"] == APP_KEY for _, params in asked)
+    assert sleeps and sleeps[0] >= 10  # the second call waited out the first one's backoff
+    assert fresh == {"stackexchange:78470001": question.engagement}  # the made-up ids are not served
+
+
+@responses.activate
+def test_a_re_read_that_spends_the_quota_keeps_what_it_read_and_asks_no_more(store):
+    question, asked, fresh = reread_150(store, lambda payload, n: dict(payload, quota_remaining=0), [])
+    assert len(asked) == 1
+    assert fresh == {"stackexchange:78470001": question.engagement}
+
+
+@pytest.mark.parametrize(
+    ("failure", "paused"),
+    [
+        ((503, "<html><body>Service Unavailable</body></html>"), None),
+        # "more requests available in 3600 seconds", counted from the failed run at 14:46
+        ((400, body("throttle_violation.json")), datetime(2024, 5, 13, 15, 46, tzinfo=UTC)),
+    ],
+    ids=["http-503", "throttle-violation"],
+)
+@responses.activate
+def test_a_failed_re_read_is_counted_not_a_failed_scan_and_is_tried_again(store, failure, paused):
+    api = Watched()
+    asked: list[tuple[list[str], dict[str, str]]] = []
+    serve(recorded, [], api, asked)
+    scan(store)
+
+    api.fail = failure
+    api.now["78470001"] = (7, 3)
+    failed = scan(store, now=NOW + timedelta(minutes=16)).reports[0]
+    assert failed.refresh_errors == 1 and failed.refreshed == 0 and failed.errors == []
+    run = store.source_runs("acme")["stackexchange"]
+    assert run["failures"] == 0 and "last_error" not in run
+    assert json.loads(run["last_stats"])["refresh_errors"] == 1
+    assert stored(store)["stackexchange:78470001"].engagement.score == 1
+    assert store.paused_until("stackexchange") == paused  # a throttle pauses the source, as in a search
+    # a throttle is not retried (that makes it worse); a 503 is, by the shared client (4 attempts)
+    assert len(asked) - 1 == (1 if paused else 4)
+    if paused:
+        return
+
+    api.fail = None  # the interval's claim was let go: the next run reads again
+    retried = scan(store, now=NOW + timedelta(minutes=20)).reports[0]
+    assert retried.refresh_errors == 0 and retried.refreshed >= 1
+    assert stored(store)["stackexchange:78470001"].engagement.score == 7

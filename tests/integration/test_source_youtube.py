@@ -7,7 +7,8 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -17,6 +18,7 @@ import responses
 from emberwatch.config import SourceSettings, parse_config
 from emberwatch.http import HttpClient, SourceError
 from emberwatch.scan import PAUSE_THRESHOLD, scan_source
+from emberwatch.sources import ScanContext
 from emberwatch.sources.youtube import CONNECTOR, next_pacific_midnight
 
 from tests.conftest import LambdaKilled
@@ -69,7 +71,11 @@ def recorded(path: str, params: dict[str, str]) -> tuple[int, Any]:
         stats["items"] = [i for i in stats["items"] if i["id"] in wanted]
         return 200, stats
     if path.endswith("/commentThreads"):
-        return 200, body("comment_threads.json")
+        threads = body("comment_threads.json")
+        if "id" in params:  # threads asked for by id: the re-read of watched comments
+            wanted = params["id"].split(",")
+            threads["items"] = [i for i in threads["items"] if i["id"] in wanted]
+        return 200, threads
     return 404, {"error": {"code": 404, "errors": [{"reason": "notFound"}]}}
 
 
@@ -86,10 +92,10 @@ def serve(handler: Handler, calls: list[tuple[str, dict[str, str]]]) -> None:
     responses.add_callback(responses.GET, re.compile(re.escape(BASE) + r"/.*"), callback=callback)
 
 
-def scan(store, sleeps: list[float] | None = None, config: str = CONFIG, credentials=None):
+def scan(store, sleeps: list[float] | None = None, config: str = CONFIG, credentials=None, now=NOW):
     return scan_source(
         "youtube",
-        NOW,
+        now,
         config=parse_config(config),
         store=store,
         http=HttpClient(sleep=(sleeps if sleeps is not None else []).append),
@@ -197,9 +203,14 @@ def test_search_and_channel_comments_are_stored_normalised(store):
     assert first["publishedAfter"] == "2024-05-12T13:00:00Z"  # 24 h before 14:00, less 1 h overlap
     assert [p.get("pageToken") for p in searches if p["q"] == '"acme widgets"'] == [None, "CAIQAA"]
     stats = [p for path, p in calls if path.endswith("/videos")]
-    assert [p["id"] for p in stats] == ["Xk3fQ9pLm2A,Pz8rT1vNw0Q", "Lm4nB7cVx1Z"]
+    # one per search page, then the re-read of the watched posts (the run's first refresh interval)
+    assert [p["id"] for p in stats] == [
+        "Xk3fQ9pLm2A,Pz8rT1vNw0Q",
+        "Lm4nB7cVx1Z",
+        "Xk3fQ9pLm2A,Lm4nB7cVx1Z,Pz8rT1vNw0Q",
+    ]
     assert all(p["part"] == "statistics" for p in stats)
-    (threads,) = [p for path, p in calls if path.endswith("/commentThreads")]
+    (threads,) = [p for path, p in calls if path.endswith("/commentThreads") and "id" not in p]
     assert threads["allThreadsRelatedToChannelId"] == CHANNEL
     assert threads["order"] == "time"
     # the search cursor moved to the newest video, the channel cursor to the newest comment
@@ -276,7 +287,7 @@ def test_channel_comments_page_by_token_and_restart_when_the_token_is_refused(st
     state["refuse"] = True
     report = scan(store, config=config)
     assert report.reports[0].errors == []
-    tokens = [p.get("pageToken") for path, p in calls if path.endswith("/commentThreads")]
+    tokens = [p.get("pageToken") for path, p in calls if path.endswith("/commentThreads") and "id" not in p]
     assert tokens == [None, "QURTSl9p", None]
 
     # And a run that can read on finishes the walk
@@ -505,3 +516,155 @@ def test_parse_reads_a_raw_body_with_the_scanners_code():
     threads = copy.deepcopy(body("comment_threads.json"))
     parsed = CONNECTOR.parse(json.dumps(threads).encode(), brand, "q")
     assert len(parsed.mentions) == 4 and len(parsed.skipped) == 1
+
+
+# ------------------------------------------------------------------ re-reading the watched posts
+
+
+class Watched:
+    """The recorded API, with the current counts of the watched videos and comments (and deleted ones)."""
+
+    def __init__(self) -> None:
+        self.videos: dict[str, dict[str, str]] = {}  # video id -> statistics now
+        self.threads: dict[str, tuple[int, int]] = {}  # thread id -> (likeCount, totalReplyCount) now
+        self.gone: set[str] = set()
+        self.fail: tuple[int, Any] | None = None  # what the re-read calls answer instead
+        self.quiet = False  # no new videos: every /videos call is then a re-read
+
+    def __call__(self, path: str, params: dict[str, str]) -> tuple[int, Any]:
+        rereading = path.endswith("/commentThreads") and "id" in params
+        if self.fail and (rereading or path.endswith("/videos")):
+            return self.fail
+        if self.quiet and path.endswith("/search"):
+            return 200, body("search_empty.json")
+        status, payload = recorded(path, params)
+        items = payload.get("items", []) if isinstance(payload, dict) else []
+        payload["items"] = [i for i in items if not (isinstance(i.get("id"), str) and i["id"] in self.gone)]
+        for item in payload["items"]:
+            if path.endswith("/videos") and item["id"] in self.videos:
+                item["statistics"] = {**item["statistics"], **self.videos[item["id"]]}
+            if rereading and item["id"] in self.threads:
+                likes, replies = self.threads[item["id"]]
+                item["snippet"]["topLevelComment"]["snippet"]["likeCount"] = likes
+                item["snippet"]["totalReplyCount"] = replies
+        return status, payload
+
+
+def by_id(calls: list[tuple[str, dict[str, str]]]) -> list[tuple[str, dict[str, str]]]:
+    """The calls that asked for items by id (statistics and comment threads), as (endpoint, params)."""
+    return [(path.rsplit("/", 1)[-1], p) for path, p in calls if "id" in p]
+
+
+@responses.activate
+def test_watched_videos_and_comments_are_re_read_by_id_once_per_interval(store):
+    """The viral-post rule needs a post's growth: the scan re-reads the brand's top videos with
+    videos.list?part=statistics and its top comments with commentThreads.list?id=, every 15 minutes."""
+    api = Watched()
+    calls: list[tuple[str, dict[str, str]]] = []
+    serve(api, calls)
+
+    # the first run stores the posts and re-reads them in its interval: one call each, all ids in it
+    first = scan(store)
+    assert first.reports[0].refresh_errors == 0 and first.reports[0].errors == []
+    videos, threads = by_id(calls)[-2:]
+    assert videos[0] == "videos" and videos[1]["part"] == "statistics" and videos[1]["key"] == API_KEY
+    assert set(videos[1]["id"].split(",")) == {"Xk3fQ9pLm2A", "Pz8rT1vNw0Q", "Lm4nB7cVx1Z"}
+    assert threads[0] == "commentThreads" and threads[1]["part"] == "snippet"
+    assert set(threads[1]["id"].split(",")) == {"UgzA1b2C3d4E5f6G7h84AaABAg", "UgzD4e5F6g7H8i9J0k1LAaABAg"}
+    assert "allThreadsRelatedToChannelId" not in threads[1] and "pageToken" not in threads[1]
+
+    api.quiet = True
+    calls.clear()
+    scan(store, now=NOW + timedelta(minutes=5))  # the same 15-minute interval: nothing read again
+    assert by_id(calls) == []
+
+    # a video and a comment grew; another video and another comment were deleted
+    api.videos["Xk3fQ9pLm2A"] = {"likeCount": "900", "commentCount": "120", "viewCount": "40000"}
+    api.threads["UgzA1b2C3d4E5f6G7h84AaABAg"] = (40, 9)
+    api.gone |= {"Pz8rT1vNw0Q", "UgzD4e5F6g7H8i9J0k1LAaABAg"}
+    later = scan(store, now=NOW + timedelta(minutes=16))
+    assert [endpoint for endpoint, _ in by_id(calls)] == ["videos", "commentThreads"]
+    assert later.reports[0].refreshed == 2
+    assert later.reports[0].refresh_errors == 0 and later.reports[0].errors == []
+    mentions = stored(store)
+    video = mentions["youtube:Xk3fQ9pLm2A"].engagement
+    assert (video.likes, video.replies, video.score) == (900, 120, 0)  # views stay out of the engagement
+    comment = mentions["youtube:comment:UgzA1b2C3d4E5f6G7h84AaABAg"].engagement
+    assert (comment.likes, comment.replies) == (40, 9)
+    # the deleted ones are left out, their stored counts kept as they were
+    assert mentions["youtube:Pz8rT1vNw0Q"].engagement.replies == 3
+    assert mentions["youtube:comment:UgzD4e5F6g7H8i9J0k1LAaABAg"].engagement.replies == 1
+
+
+@responses.activate
+def test_a_re_read_asks_for_50_ids_a_call_and_leaves_out_the_brands_replies(store):
+    serve(recorded, [])
+    scan(store)
+    stored_posts = stored(store)
+    video, comment = (
+        stored_posts["youtube:Xk3fQ9pLm2A"],
+        stored_posts["youtube:comment:UgzA1b2C3d4E5f6G7h84AaABAg"],
+    )
+    posts = [video] + [replace(video, native_id=f"Vid{n:08d}") for n in range(59)]
+    reply = replace(
+        comment, native_id="comment:UgzA1b2C3d4E5f6G7h84AaABAg.9xYz", raw={**comment.raw, "kind": "reply"}
+    )
+    calls: list[tuple[str, dict[str, str]]] = []
+    responses.reset()
+    serve(recorded, calls)
+    ctx = ScanContext(
+        http=HttpClient(sleep=[].append),
+        now=NOW,
+        settings=parse_config(CONFIG).source("youtube"),
+        credentials=FakeCredentials({"youtube": {"api_key": API_KEY}}),
+    )
+
+    fresh = CONNECTOR.engagement(parse_config(CONFIG).brand("acme"), [*posts, comment, reply], ctx)
+
+    assert [(endpoint, len(p["id"].split(","))) for endpoint, p in by_id(calls)] == [
+        ("videos", 50),
+        ("videos", 10),
+        ("commentThreads", 1),
+    ]
+    # the made-up ids are not served: only the recorded video and comment come back
+    assert set(fresh) == {"youtube:Xk3fQ9pLm2A", "youtube:comment:UgzA1b2C3d4E5f6G7h84AaABAg"}
+    assert fresh["youtube:Xk3fQ9pLm2A"] == video.engagement
+
+
+@pytest.mark.parametrize(
+    ("failure", "paused"),
+    [
+        ((503, "<html><body>Service Unavailable</body></html>"), None),
+        ((403, body("quota_exceeded.json")), datetime(2024, 5, 14, 7, 0, tzinfo=UTC)),  # midnight Pacific
+    ],
+    ids=["http-503", "quota-exceeded"],
+)
+@responses.activate
+def test_a_failed_re_read_is_counted_not_a_failed_scan_and_is_tried_again(store, failure, paused):
+    api = Watched()
+    calls: list[tuple[str, dict[str, str]]] = []
+    serve(api, calls)
+    scan(store)
+
+    api.quiet, api.fail = True, failure
+    api.videos["Xk3fQ9pLm2A"] = {"likeCount": "900"}
+    calls.clear()
+    failed = scan(store, now=NOW + timedelta(minutes=16)).reports[0]
+    assert failed.refresh_errors == 1 and failed.refreshed == 0
+    assert failed.errors == [] and failed.stored == 0
+    assert [endpoint for endpoint, _ in by_id(calls)][:1] == ["videos"]
+    assert "commentThreads" not in [endpoint for endpoint, _ in by_id(calls)]  # it stopped at the failure
+    run = store.source_runs("acme")["youtube"]
+    assert run["failures"] == 0 and "last_error" not in run
+    assert stored(store)["youtube:Xk3fQ9pLm2A"].engagement.likes == 412
+    assert store.paused_until("youtube") == paused  # a spent quota pauses the source, as in a search
+
+    api.fail = None  # the interval's claim was let go: the next run reads again (unless paused)
+    calls.clear()
+    report = scan(store, now=NOW + timedelta(minutes=20))
+    if paused:
+        assert report.paused_until == paused and calls == []
+        return
+    retried = report.reports[0]
+    assert retried.refresh_errors == 0 and retried.refreshed >= 1
+    assert stored(store)["youtube:Xk3fQ9pLm2A"].engagement.likes == 900

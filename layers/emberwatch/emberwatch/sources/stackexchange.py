@@ -30,6 +30,7 @@ import logging
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
+from itertools import batched
 from typing import Any
 
 import requests
@@ -47,6 +48,7 @@ from . import (
     ScanContext,
     json_body,
     keyword_specs,
+    reread,
     select,
 )
 
@@ -54,7 +56,8 @@ logger = logging.getLogger(__name__)
 
 BASE_URL = "https://api.stackexchange.com/2.3"
 DEFAULT_SITE = "stackoverflow"
-PAGE_SIZE = 100
+PAGE_SIZE = 100  # also the most ids /questions/{ids} takes
+FILTER = "withbody"  # the default fields and the question's HTML body
 FIRST_RUN_LOOKBACK = timedelta(hours=24)
 OVERLAP_SECONDS = 300  # re-read a little before `since`: late-indexed questions still get in
 RECENT_IDS = 500
@@ -172,6 +175,35 @@ def next_utc_midnight(now: datetime) -> datetime:
     return datetime.combine(now.astimezone(UTC).date() + timedelta(days=1), time(0), tzinfo=UTC)
 
 
+def _get(url: str, params: dict[str, Any], key: str | None, ctx: ScanContext, what: str) -> dict[str, Any]:
+    """One API call (the app `key` added when configured) and its checked body; a `backoff` blocks the
+    host for the next request. An error or throttle body is a SourceError naming `what`, never the key."""
+    if key:
+        params = {**params, "key": key}
+    try:
+        response = ctx.http.get(url, params=params, hooks={"response": _throttle_hook})
+        if response.status_code != 200:
+            error = _json_or_none(response.content)
+            if isinstance(error, dict) and "error_id" in error:
+                check_body(error, response.status_code)  # raises, naming the error
+            raise SourceError(f"stackexchange: HTTP {response.status_code}", status=response.status_code)
+        body = check_body(json_body(response.content, "stackexchange"))
+    except SourceError as exc:
+        message = str(exc).replace(key, "***") if key else str(exc)
+        raise SourceError(f"{message} for {what}", status=exc.status, retry_after=exc.retry_after) from None
+    backoff = body.get("backoff")
+    if isinstance(backoff, int | float) and not isinstance(backoff, bool) and backoff > 0:
+        logger.info("stackexchange asked for a backoff", extra={"seconds": backoff})
+        ctx.http.block(url, float(backoff) + BACKOFF_MARGIN)
+    return body
+
+
+def quota_spent(body: dict[str, Any]) -> bool:
+    """The body says no requests are left today (`quota_remaining` 0)."""
+    remaining = _int(body.get("quota_remaining"))
+    return remaining is not None and remaining <= 0
+
+
 class StackExchangeConnector:
     name = "stackexchange"
 
@@ -215,7 +247,6 @@ class StackExchangeConnector:
         key: str | None,
         ctx: ScanContext,
     ) -> dict[str, Any]:
-        url = f"{base}/search/advanced"
         params: dict[str, Any] = {
             "q": spec.params["native"],
             "site": spec.params.get("site", DEFAULT_SITE),
@@ -224,36 +255,40 @@ class StackExchangeConnector:
             "fromdate": max(0, since - OVERLAP_SECONDS),
             "page": page,
             "pagesize": PAGE_SIZE,
-            "filter": "withbody",
+            "filter": FILTER,
         }
         if upper is not None:
             params["todate"] = upper + 1  # the boundary second again: its ids are in `recent`
-        if key:
-            params["key"] = key
-        try:
-            response = ctx.http.get(url, params=params, hooks={"response": _throttle_hook})
-            if response.status_code != 200:
-                error = _json_or_none(response.content)
-                if isinstance(error, dict) and "error_id" in error:
-                    check_body(error, response.status_code)  # raises, naming the error
-                raise SourceError(f"stackexchange: HTTP {response.status_code}", status=response.status_code)
-            body = check_body(json_body(response.content, "stackexchange"))
-        except SourceError as exc:
-            message = str(exc).replace(key, "***") if key else str(exc)
-            raise SourceError(
-                f"{message} for {spec.label!r}", status=exc.status, retry_after=exc.retry_after
-            ) from None
-        backoff = body.get("backoff")
-        if isinstance(backoff, int | float) and not isinstance(backoff, bool) and backoff > 0:
-            logger.info("stackexchange asked for a backoff", extra={"seconds": backoff})
-            ctx.http.block(url, float(backoff) + BACKOFF_MARGIN)
-        return body
+        return _get(f"{base}/search/advanced", params, key, ctx, repr(spec.label))
+
+    def engagement(self, brand: Brand, posts: list[Mention], ctx: ScanContext) -> dict[str, Engagement]:
+        """Score and answer count of stored questions, re-read with `/questions/{ids}` (`;`-joined, 100 a
+        call, the search's filter and item shape, parsed by the same `normalise`); a deleted question is
+        left out. `backoff` blocks the host as in a search; when the daily quota runs out, the questions
+        read so far are returned and no further call is made (the next search meets the quota and pauses
+        the source). Only questions are stored, so there are no answers to re-read."""
+        base = (ctx.settings.base_url or BASE_URL).rstrip("/")
+        key = ctx.secret().get("key")
+        by_id = {m.native_id: m for m in posts if m.native_id.isdigit()}
+        out: dict[str, Engagement] = {}
+        for batch in batched(by_id, PAGE_SIZE):
+            params = {"site": DEFAULT_SITE, "pagesize": PAGE_SIZE, "filter": FILTER}
+            body = _get(f"{base}/questions/{';'.join(batch)}", params, key, ctx, "watched questions")
+            reread(by_id, parse_items(body["items"], brand, ""), "stackexchange", out)
+            if quota_spent(body):
+                logger.warning("stackexchange: daily quota used up while re-reading watched questions")
+                break
+        missing = [m.id for m in posts if m.id not in out]
+        if missing:
+            logger.info(
+                "stackexchange: watched questions not served again (deleted)", extra={"posts": missing}
+            )
+        return out
 
     @staticmethod
     def _check_quota(body: dict[str, Any], ctx: ScanContext) -> None:
         """After a stored page: no requests left today pauses the source until the quota resets."""
-        remaining = _int(body.get("quota_remaining"))
-        if remaining is not None and remaining <= 0:
+        if quota_spent(body):
             until = next_utc_midnight(ctx.now)
             raise SourceError(
                 f"stackexchange: daily quota used up (quota_max {body.get('quota_max')}); "

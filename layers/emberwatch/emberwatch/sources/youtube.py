@@ -19,6 +19,9 @@ Two kinds of stream per brand, each with its own cursor:
   after its thread); the replies by the brand's channel are kept (`own_account_pages`). A thread
   carries at most a few of its replies, so a brand reply below many others can be missed.
 
+Watched posts (`engagement`, the viral-post rule's re-reads): videos through `videos.list?part=statistics`
+and top-level comments through `commentThreads.list?part=snippet&id=`, 50 ids and 1 unit a call.
+
 Quota: 10,000 units a day per project, and a search costs 100 (comment and statistics pages 1).
 A run reads at most `MAX_SEARCH_PAGES` search pages per stream (and `max_pages` in any case).
 403 `quotaExceeded` is a SourceError whose `retry_after` runs to the next midnight Pacific time,
@@ -36,6 +39,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta, timezone
+from itertools import batched
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -58,6 +62,7 @@ from . import (
     keyword_specs,
     own_account_pages,
     prune_recent,
+    reread,
     select,
     stable_key,
 )
@@ -65,7 +70,8 @@ from . import (
 logger = logging.getLogger(__name__)
 
 BASE_URL = "https://www.googleapis.com/youtube/v3"
-SEARCH_PAGE_SIZE = 50  # search.list maximum; also the videos.list id limit
+SEARCH_PAGE_SIZE = 50  # search.list maximum
+IDS_PER_CALL = 50  # the id limit of videos.list and commentThreads.list
 COMMENT_PAGE_SIZE = 100  # commentThreads.list maximum
 MAX_SEARCH_PAGES = 5  # 500 quota units per stream and run at most
 FIRST_RUN_LOOKBACK = timedelta(hours=24)
@@ -377,12 +383,9 @@ class YouTubeConnector:
         self, mentions: list[Mention], ctx: ScanContext, base: str, key: str
     ) -> list[Mention]:
         """Likes, comments and views from one batched videos.list call; without them if it fails."""
-        ids = [m.native_id for m in mentions][:SEARCH_PAGE_SIZE]
+        ids = [m.native_id for m in mentions][:IDS_PER_CALL]
         try:
-            body = self._get(
-                ctx, f"{base}/videos", {"part": "statistics", "id": ",".join(ids)}, key, "video statistics"
-            )
-            stats = parse_statistics(body)
+            stats = self._statistics(ctx, base, key, ids)
         except SourceError as exc:
             if exc.retry_after:
                 raise  # the quota is spent: pause, and read this page again after the reset
@@ -390,13 +393,63 @@ class YouTubeConnector:
             return mentions
         enriched = []
         for mention in mentions:
-            views, likes, comments = stats.get(mention.native_id, (0, 0, 0))
+            engagement, views = stats.get(mention.native_id, (Engagement(), 0))
             enriched.append(
-                mention.with_enrichment(
-                    engagement=Engagement(likes=likes, replies=comments), raw={**mention.raw, "views": views}
-                )
+                mention.with_enrichment(engagement=engagement, raw={**mention.raw, "views": views})
             )
         return enriched
+
+    def _statistics(
+        self, ctx: ScanContext, base: str, key: str, ids: list[str]
+    ) -> dict[str, tuple[Engagement, int]]:
+        """One `videos.list?part=statistics` call (1 unit, at most 50 ids): video id -> (engagement, views).
+        A video the API no longer serves (deleted, private) is absent."""
+        body = self._get(
+            ctx, f"{base}/videos", {"part": "statistics", "id": ",".join(ids)}, key, "video statistics"
+        )
+        return {
+            video: (Engagement(likes=likes, replies=comments), views)
+            for video, (views, likes, comments) in parse_statistics(body).items()
+        }
+
+    # ------------------------------------------------------------------ re-reading watched posts
+
+    def engagement(self, brand: Brand, posts: list[Mention], ctx: ScanContext) -> dict[str, Engagement]:
+        """The current engagement of stored videos and top-level comments, computed as in a scan.
+
+        Videos through `videos.list?part=statistics` (the search's own statistics call), comments
+        through `commentThreads.list?part=snippet&id=` (the shape the channel stream reads, with
+        `totalReplyCount`; a thread's id is its top-level comment's); 50 ids and 1 unit a call. A
+        video or comment no longer served (deleted, private) is left out and logged; a spent quota
+        raises like any other call. The brand's own replies are never watched and are left out.
+        """
+        key = ctx.secret("api_key")["api_key"]
+        base = (ctx.settings.base_url or BASE_URL).rstrip("/")
+        videos = {m.native_id: m for m in posts if m.raw.get("kind") == "video"}
+        threads = {m.native_id: m for m in posts if m.raw.get("kind") == "comment"}
+        out: dict[str, Engagement] = {}
+        for batch in batched(videos, IDS_PER_CALL):
+            stats = self._statistics(ctx, base, key, list(batch))
+            out.update(
+                {videos[video].id: engagement for video, (engagement, _) in stats.items() if video in videos}
+            )
+        for batch in batched(threads, IDS_PER_CALL):
+            ids = ",".join(native.removeprefix("comment:") for native in batch)
+            body = self._get(
+                ctx,
+                f"{base}/commentThreads",
+                {"part": "snippet", "id": ids, "textFormat": "html"},
+                key,
+                "watched comments",
+            )
+            reread(threads, parse_items(body["items"], brand, ""), "youtube", out)
+        missing = [m.id for m in posts if m.id not in out]
+        if missing:
+            logger.info(
+                "youtube: watched posts not served again (deleted, private or replies)",
+                extra={"posts": missing},
+            )
+        return out
 
     # ------------------------------------------------------------------ channel comments
 
