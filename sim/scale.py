@@ -101,7 +101,12 @@ class RecordedSources:
             ("GET", "/reddit/search"): reddit_page,
             ("GET", "/yt/youtube/v3/search"): yt_page,
             ("GET", "/yt/youtube/v3/videos"): _fixture("youtube/videos.json"),
+            # the watched posts' re-reads (scan.refresh_watched) are answered with the same items
+            ("GET", "/reddit/api/info"): reddit_page,
+            ("GET", "/x/2/tweets"): {k: v for k, v in x_page.items() if k in ("data", "includes")},
+            ("GET", "/bsky/xrpc/app.bsky.feed.getPosts"): {"posts": bsky_page["posts"]},
         }
+        self.se_page = se_page
         self.mastodon_tag = _fixture("mastodon/tag_page1.json")
         self.requests: Counter[str] = Counter()
         self._failures = 0
@@ -123,6 +128,12 @@ class RecordedSources:
         if method == "GET" and path.startswith("/mastodon/api/v1/timelines/tag/"):
             # the next page (max_id below the recorded page) is empty: the pass is complete
             return 200, [] if "max_id=" in query else self.mastodon_tag
+        if method == "GET" and path.startswith("/mastodon/api/v1/statuses/"):
+            wanted = path.rsplit("/", 1)[1]
+            found = [s for s in self.mastodon_tag if str(s.get("id")) == wanted]
+            return (200, found[0]) if found else (404, {"error": "Record not found"})
+        if method == "GET" and path.startswith("/se/2.3/questions/"):
+            return 200, self.se_page
         body = self.routes.get((method, path))
         return (200, body) if body is not None else (404, {"error": f"no such endpoint: {path}"})
 

@@ -77,7 +77,7 @@ def test_scan_stores_hackernews_mentions_once_with_exact_counts(handler, store, 
     assert first_call["tags"] == "(story,comment)"
     assert first_call["numericFilters"].startswith("created_at_i>=")
     # the second run asked only from the newest stored item on (minus the overlap)
-    later = [c for c in calls[2:] if c["query"] == '"acme widgets"']
+    later = [c for c in calls[2:] if c.get("query") == '"acme widgets"']  # not the watched posts' re-read
     assert later and later[0]["numericFilters"] == f"created_at_i>={1715609112 - 120}"
 
 

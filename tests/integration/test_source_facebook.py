@@ -516,12 +516,18 @@ def test_a_gone_object_the_error_does_not_name_is_isolated_and_reads_go_50_ids_a
 
 
 @pytest.mark.parametrize(
-    ("status", "payload"),
-    [(500, "<html><body>Sorry, something went wrong.</body></html>"), (400, body("throttled.json"))],
+    ("status", "payload", "pause"),
+    [
+        (500, "<html><body>Sorry, something went wrong.</body></html>", None),
+        # a throttle pauses the source as a search's would (THROTTLE_WAIT), then the read is retried
+        (400, body("throttled.json"), timedelta(minutes=15)),
+    ],
     ids=["http-500", "throttled"],
 )
 @responses.activate
-def test_a_failed_multi_id_read_is_counted_not_a_failed_scan_and_is_tried_next_run(store, status, payload):
+def test_a_failed_multi_id_read_is_counted_not_a_failed_scan_and_is_tried_next_run(
+    store, status, payload, pause
+):
     known = objects()
     grown(known, "5566778899_1110001", 40, 9)
     failing = {"on": True}
@@ -537,10 +543,11 @@ def test_a_failed_multi_id_read_is_counted_not_a_failed_scan_and_is_tried_next_r
     assert (report.refresh_errors, report.errors, report.stored) == (1, [], 6)
     run = store.source_runs("acme")["facebook"]
     assert run["failures"] == 0 and "last_error" not in run  # not a blind spot
-    assert store.paused_until("facebook") is None
+    assert store.paused_until("facebook") == (NOW + pause if pause else None)
     assert stored(store)["facebook:5566778899_1110001"].engagement.likes == 12
 
     failing["on"] = False
-    retried = scan(store, now=NOW + timedelta(minutes=5)).reports[0]  # released: the same interval again
+    # released: the next run reads again (after the pause, if any)
+    retried = scan(store, now=NOW + (pause or timedelta(0)) + timedelta(minutes=5)).reports[0]
     assert (retried.refresh_errors, retried.errors) == (0, [])
     assert stored(store)["facebook:5566778899_1110001"].engagement.likes == 40

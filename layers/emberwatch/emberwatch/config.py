@@ -373,7 +373,7 @@ def _schedule(reader: _Reader, item: dict[str, Any], path: str) -> int:
     return minutes
 
 
-# X bills every post read (sources.md: $0.005 a post): its watched posts are re-read hourly by default
+# X bills post reads ($0.005 a post, once per UTC day) and meters its endpoints: re-read hourly by default
 REFRESH_MINUTES = 15
 REFRESH_DEFAULTS = {"x": 60}
 

@@ -172,7 +172,9 @@ def scan_source(
                     "stream failed", extra={"brand": brand.id, "source": source, "query": spec.label}
                 )
         # queue mode runs one stream per job: the brand's first stream's job does the re-reads
-        if stream is None or (all_specs[brand.id] and all_specs[brand.id][0].key == stream):
+        # (not when this run's searches spent the quota: the re-read would be refused too)
+        first_job = stream is None or (all_specs[brand.id] and all_specs[brand.id][0].key == stream)
+        if first_job and report.paused_until is None:
             refresh_watched(connector, brand, now, store, ctx, brand_report)
         store.record_run(
             brand.id, source, now, error="; ".join(brand_report.errors) or None, stats=brand_report.stats()
