@@ -174,3 +174,19 @@ def test_a_re_read_that_breaks_never_fails_the_scan_and_a_long_throttle_pauses_t
         "hackernews", now + timedelta(minutes=10), config=CONFIG, store=store, http=HttpClient()
     )
     assert paused.paused_until == now + timedelta(minutes=5, seconds=900) and paused.reports == []
+
+
+@responses.activate
+def test_a_dynamodb_error_in_the_re_read_is_counted_and_the_scan_kept(store, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    Algolia()
+
+    def failing_claim(*args, **kwargs):
+        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected"}}, "PutItem")
+
+    monkeypatch.setattr(store, "claim", failing_claim)
+    now = datetime(2024, 5, 13, 14, 0, tzinfo=UTC)
+    report = scan_source("hackernews", now, config=CONFIG, store=store, http=HttpClient()).reports[0]
+    assert report.stored == 2 and report.errors == [] and report.refresh_errors == 1
+    assert store.source_runs("acme")["hackernews"]["failures"] == 0

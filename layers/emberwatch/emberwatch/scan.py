@@ -201,8 +201,20 @@ def refresh_watched(
     this a post that is being reposted is never seen to grow.
 
     At most once per `refresh_minutes` per brand and source (a claim per interval, so concurrent or
-    retried runs do not read twice); a failure is logged and counted, and the next interval tries again.
+    retried runs do not read twice). The re-read is extra to the scan: whatever fails in it (the
+    source, the connector, DynamoDB) is logged and counted in `refresh_errors`, never fails the scan
+    whose mentions are already stored, and a later run tries again.
     """
+    try:
+        _refresh_watched(connector, brand, now, store, ctx, report)
+    except Exception:  # an AWS error past the client's retries, or a connector bug
+        report.refresh_errors += 1
+        logger.exception("engagement re-read failed", extra={"brand": brand.id, "source": ctx.settings.name})
+
+
+def _refresh_watched(
+    connector: Any, brand: Brand, now: datetime, store: Store, ctx: ScanContext, report: SourceReport
+) -> None:
     from .detect import VIRAL_LOOKBACK, VIRAL_POSTS
 
     read = getattr(connector, "engagement", None)
@@ -234,11 +246,9 @@ def refresh_watched(
         if retry_after and retry_after > PAUSE_THRESHOLD.total_seconds():
             store.pause(source, now + timedelta(seconds=retry_after), str(exc))  # as a search would
         return
-    except Exception:  # a connector bug: the re-read is extra, it never fails the scan it follows
-        store.release(pk, sk)
-        report.refresh_errors += 1
-        logger.exception("engagement re-read failed", extra={"brand": brand.id, "source": source})
-        return
+    except Exception:
+        store.release(pk, sk)  # a connector bug: give the interval back, then count it (above)
+        raise
     updated = [replace(m, engagement=fresh[m.id]) for m in posts if isinstance(fresh.get(m.id), Engagement)]
     report.refreshed += store.refresh_engagement(updated)
     store.complete(pk, sk, {"posts": len(posts), "read": len(updated)})
