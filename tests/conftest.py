@@ -160,3 +160,13 @@ os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
 class LambdaKilled(BaseException):
     """A run dying mid-way (timeout, out of memory): nothing in the handler can catch it."""
+
+
+def assert_refresh_failure_recorded(store, source: str, brand: str = "acme") -> None:
+    """A failed re-read of the watched posts is counted in the run's stats and is not a failed run
+    (no blind spot)."""
+    import json as _json
+
+    run = store.source_runs(brand)[source]
+    assert run["failures"] == 0 and "last_error" not in run
+    assert _json.loads(run["last_stats"])["refresh_errors"] == 1

@@ -22,7 +22,7 @@ from emberwatch.scan import ScanReport, scan_source
 from emberwatch.sources import ScanContext
 from emberwatch.sources.bluesky import CONNECTOR, jwt_expiry, normalise
 
-from tests.conftest import LambdaKilled
+from tests.conftest import LambdaKilled, assert_refresh_failure_recorded
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "bluesky"
 HOST = "https://bsky.example"
@@ -637,9 +637,7 @@ def test_a_failed_re_read_is_counted_not_a_failed_scan_and_is_tried_next_run(sto
 
     assert report.refresh_errors == 1 and report.errors == [] and report.stored == 4
     assert report.refreshed == 0 and engagement(store, JANE) == (3, 5, 0)
-    run = store.source_runs("acme")["bluesky"]
-    assert run["failures"] == 0 and "last_error" not in run  # not a blind spot
-    assert json.loads(run["last_stats"])["refresh_errors"] == 1
+    assert_refresh_failure_recorded(store, "bluesky")
 
     fake.fail_posts = None
     failed_reads = len(fake.post_reads)

@@ -22,7 +22,7 @@ from emberwatch.scan import PAUSE_THRESHOLD, scan_source
 from emberwatch.sources import ScanContext
 from emberwatch.sources.stackexchange import CONNECTOR
 
-from tests.conftest import LambdaKilled
+from tests.conftest import LambdaKilled, assert_refresh_failure_recorded
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "stackexchange"
 BASE = "https://se.example/2.3"
@@ -557,9 +557,7 @@ def test_a_failed_re_read_is_counted_not_a_failed_scan_and_is_tried_again(store,
     api.now["78470001"] = (7, 3)
     failed = scan(store, now=NOW + timedelta(minutes=16)).reports[0]
     assert failed.refresh_errors == 1 and failed.refreshed == 0 and failed.errors == []
-    run = store.source_runs("acme")["stackexchange"]
-    assert run["failures"] == 0 and "last_error" not in run
-    assert json.loads(run["last_stats"])["refresh_errors"] == 1
+    assert_refresh_failure_recorded(store, "stackexchange")
     assert stored(store)["stackexchange:78470001"].engagement.score == 1
     assert store.paused_until("stackexchange") == paused  # a throttle pauses the source, as in a search
     # a throttle is not retried (that makes it worse); a 503 is, by the shared client (4 attempts)
